@@ -1,0 +1,78 @@
+# CityData: every operator and developer command. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(wildcard proto/citydata/v1/*.proto)
+STAMP_VENV := $(VENV)/.installed
+STAMP_PROTO := gen/.generated
+BUF := npx --yes @bufbuild/buf@1.50.0
+
+.PHONY: help install proto infra-up infra-down run up down status test test-unit test-integration \
+        test-e2e lint fmt bench chaos k8s compose-up compose-down clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP_VENV): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP_VENV) $(STAMP_PROTO) ## Python environment in .venv + generated code
+
+$(STAMP_PROTO): $(PROTOS) $(STAMP_VENV)
+	@rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -I proto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	@# the generated package lives outside the source tree; a .pth file puts it on the venv's path
+	@echo "$(CURDIR)/gen" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/citydata-gen.pth"
+	@touch $@
+
+proto: $(STAMP_PROTO) ## generate Python code from proto/ (never edit gen/ by hand)
+
+infra-up: ## start Kafka (KRaft) and PostgreSQL as local processes (idempotent)
+	@deploy/local/infra.sh up
+
+infra-down: ## stop Kafka and PostgreSQL (data is kept under var/)
+	@deploy/local/infra.sh down
+
+run: install infra-up ## run the whole platform in the foreground; Ctrl-C stops everything
+	@trap 'deploy/local/infra.sh down' EXIT; $(PY) -m kit.supervisor run
+
+up: install infra-up ## start the platform in the background; returns when every service is SERVING
+	@$(PY) -m kit.supervisor up
+
+down: ## stop the services and the infrastructure
+	@[ -x $(PY) ] && $(PY) -m kit.supervisor down || true
+	@deploy/local/infra.sh down
+
+status: ## what runs, on which port
+	@deploy/local/infra.sh status
+	@[ -x $(PY) ] && $(PY) -m kit.supervisor status || true
+
+test: install infra-up ## the whole test suite against real Kafka and PostgreSQL
+	$(PY) -m pytest
+
+test-unit: install ## unit tests only (no infrastructure)
+	$(PY) -m pytest tests/unit
+
+lint: install ## ruff, mypy and buf lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd proto && $(BUF) lint
+
+fmt: install ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install infra-up ## benchmarks (figures printed as ratios against raw baselines)
+	$(PY) -m bench
+
+clean: ## remove generated code and the venv (keeps var/ data)
+	rm -rf gen $(VENV)

@@ -1,0 +1,174 @@
+"""Kafka consumer runner: idempotent effects, bounded retries, a dead-letter queue.
+
+For each message: decode the CloudEvent, then in ONE database transaction check the processed
+ids, run the handler and record the id. The offset is committed only after that transaction.
+A malformed message, or one whose handler keeps failing, is parked on `<topic>.dlq` with the
+error in its headers; the consumer carries on. When the database itself is unreachable the
+message is retried without limit (parking it would lose nothing, but would hide an outage).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kit.db import PlatformTables
+from kit.events import InboundEvent, MalformedEvent, decode_record
+from kit.kafka import dlq_topic
+from kit.telemetry import consumer_span
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Session, InboundEvent], None]
+
+
+class _Stopping(Exception):
+    """Raised out of a retry wait when the runner is told to stop."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    first_backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 10.0
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_seconds, self.first_backoff_seconds * 2 ** (attempt - 1))
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        name: str,
+        consumer: KafkaConsumer,
+        dlq_producer: KafkaProducer,
+        session_factory: sessionmaker[Session],
+        tables: PlatformTables,
+        handler: Handler,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self._consumer = consumer
+        self._dlq = dlq_producer
+        self._sessions = session_factory
+        self._processed = tables.processed_events
+        self._handler = handler
+        self._retry = retry or RetryPolicy()
+        self.handled = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("consumer started", extra={"consumer": self.name})
+        while not stop.is_set():
+            self.poll_once(timeout_ms=500, stop=stop)
+        self._consumer.close(autocommit=False)
+        log.info("consumer stopped", extra={"consumer": self.name})
+
+    def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
+        """Handle one poll's records; offsets are committed per partition after their effects."""
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        count = 0
+        for partition, records in batches.items():
+            done = None
+            try:
+                for record in records:
+                    if stop is not None and stop.is_set():
+                        break  # the rest is delivered again after a restart
+                    self._process(record, stop)
+                    done = record
+                    count += 1
+            except _Stopping:
+                pass
+            if done is not None:
+                self._consumer.commit({partition: OffsetAndMetadata(done.offset + 1, "", -1)})
+        return count
+
+    def _process(self, record: Any, stop: threading.Event | None) -> None:
+        try:
+            event = decode_record(record)
+        except MalformedEvent as exc:
+            self._park(record, exc)
+            return
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": event.topic,
+            "messaging.message.id": event.id,
+            "messaging.consumer.group.name": self.name,
+        }
+        with consumer_span(event.topic, event.trace, attributes):
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    self._apply_once(event)
+                    return
+                except MalformedEvent as exc:
+                    self._park(record, exc)
+                    return
+                except Exception as exc:
+                    transient = _is_transient(exc)
+                    if not transient and attempt >= self._retry.max_attempts:
+                        self._park(record, exc)
+                        return
+                    delay = self._retry.backoff(min(attempt, 8))
+                    log.warning(
+                        "event handling failed, retrying",
+                        extra={"consumer": self.name, "event_id": event.id, "attempt": attempt,
+                               "error_type": type(exc).__name__, "retry_in_s": delay},
+                    )
+                    if stop is not None and stop.wait(delay):
+                        raise _Stopping from None  # the offset stays uncommitted
+                    if stop is None:
+                        time.sleep(delay)
+
+    def _apply_once(self, event: InboundEvent) -> None:
+        with self._sessions() as session, session.begin():
+            seen = session.execute(
+                select(self._processed.c.event_id).where(
+                    self._processed.c.consumer == self.name, self._processed.c.event_id == event.id
+                )
+            ).first()
+            if seen:
+                self.duplicates += 1
+                return
+            self._handler(session, event)
+            session.execute(
+                insert(self._processed).values(consumer=self.name, event_id=event.id, processed_at=datetime.now(UTC))
+            )
+        self.handled += 1
+
+    def _park(self, record: Any, error: BaseException) -> None:
+        headers = list(record.headers or []) + [
+            ("dlq_error", str(error)[:1000].encode()),
+            ("dlq_error_type", type(error).__name__.encode()),
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+        ]
+        self._dlq.send(dlq_topic(record.topic), key=record.key, value=record.value, headers=headers).get(timeout=30)
+        self.dead_lettered += 1
+        log.error(
+            "event parked on the dead-letter queue",
+            extra={"consumer": self.name, "topic": record.topic, "offset": record.offset,
+                   "error_type": type(error).__name__, "error": str(error)[:300]},
+        )
+
+
+def assignment_of(consumer: KafkaConsumer) -> set[TopicPartition]:
+    return set(consumer.assignment())

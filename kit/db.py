@@ -1,0 +1,196 @@
+"""Database plumbing shared by every service: engine, the platform's own tables, unit of work."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from kit.events import OutboundEvent, shard_of
+
+# SQLite wants INTEGER PRIMARY KEY for autoincrement; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(DateTime):
+    """A timezone-aware DateTime that always reads back in UTC (SQLite keeps no zone)."""
+
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes for what we stored as UTC: make them aware again."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PlatformTables:
+    """The outbox, processed-event and idempotency tables every service database holds."""
+
+    outbox: Table
+    processed_events: Table
+    idempotency_keys: Table
+
+
+def platform_tables(metadata: MetaData) -> PlatformTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", BigId, primary_key=True, autoincrement=True),
+        Column("id", String(36), nullable=False, unique=True),  # the CloudEvent ce_id
+        Column("aggregatetype", String(64), nullable=False),
+        Column("aggregateid", String(128), nullable=False),
+        Column("type", String(128), nullable=False),
+        Column("topic", String(249), nullable=False),
+        Column("shard", SmallInteger, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("published_at", UtcDateTime(), nullable=True),
+    )
+    Index(
+        "ix_outbox_pending",
+        outbox.c.shard,
+        outbox.c.seq,
+        postgresql_where=outbox.c.published_at.is_(None),
+        sqlite_where=outbox.c.published_at.is_(None),
+    )
+    processed = Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(128), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", UtcDateTime(), nullable=False),
+    )
+    idempotency = Table(
+        "idempotency_keys",
+        metadata,
+        Column("method", String(128), primary_key=True),
+        Column("key", String(128), primary_key=True),
+        Column("request_sha256", String(64), nullable=False),
+        Column("response", LargeBinary, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+    )
+    return PlatformTables(outbox, processed, idempotency)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the pragmas/pool settings each backend needs."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@dataclass
+class UnitOfWork:
+    """One database transaction holding a state change and the events it produced.
+
+    Events are written to the outbox at commit, after the state change is flushed, so the
+    aggregate's row lock is held before its outbox row gets a sequence number: per-aggregate
+    event order equals commit order.
+    """
+
+    session_factory: sessionmaker[Session]
+    tables: PlatformTables
+    source: str
+    on_commit: Callable[[], None] | None = None
+    session: Session = field(init=False)
+    _pending: list[OutboundEvent] = field(init=False, default_factory=list)
+    _committed: bool = field(init=False, default=False)
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.session_factory()
+        self._pending = []
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            self.session.rollback()
+        self.session.close()
+
+    def publish(self, event: OutboundEvent) -> None:
+        self._pending.append(event)
+
+    def commit(self) -> None:
+        self.session.flush()
+        if self._pending:
+            now = datetime.now(UTC)
+            self.session.execute(
+                insert(self.tables.outbox),
+                [outbox_row(event, self.source, now) for event in self._pending],
+            )
+        self.session.commit()
+        self._committed = True
+        if self._pending and self.on_commit is not None:
+            self.on_commit()
+
+
+def outbox_row(event: OutboundEvent, source: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": event.event_id or str(uuid.uuid4()),
+        "aggregatetype": event.aggregate_type,
+        "aggregateid": event.aggregate_id,
+        "type": event.event_type,
+        "topic": event.topic,
+        "shard": shard_of(event.aggregate_id),
+        "payload": event.payload.SerializeToString(deterministic=True),
+        "headers": event.headers(source=source, time=event.time or now),
+        "created_at": now,
+    }
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

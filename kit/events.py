@@ -1,0 +1,166 @@
+"""Events on the wire: CloudEvents 1.0 in Kafka binary mode, payload a `citydata.v1` protobuf.
+
+Headers: ce_id, ce_source, ce_type, ce_specversion, ce_time, ce_subject, ce_dataschema,
+content-type: application/protobuf, and the W3C `traceparent` (plus `tracestate`) of the call
+that caused the event, so one trace runs from a gRPC call through Kafka into every consumer.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.v1.http import CloudEvent
+from cloudevents.v1.kafka import KafkaMessage, from_binary, to_binary
+from google.protobuf.message import Message
+from opentelemetry.propagate import inject
+
+CONTENT_TYPE = "application/protobuf"
+SPEC_VERSION = "1.0"
+OUTBOX_SHARDS = 16
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+class MalformedEvent(Exception):
+    """A Kafka message that is not a CityData CloudEvent; it goes to the DLQ without retries."""
+
+
+def shard_of(aggregate_id: str) -> int:
+    """Stable shard of an aggregate: one relay at a time owns a shard, which keeps per-key order."""
+    return zlib.crc32(aggregate_id.encode()) % OUTBOX_SHARDS
+
+
+def current_trace_headers() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return {k: v for k, v in carrier.items() if k in TRACE_HEADERS}
+
+
+def dataschema_of(message: Message) -> str:
+    return f"proto:{message.DESCRIPTOR.full_name}"
+
+
+@dataclass(frozen=True)
+class OutboundEvent:
+    """A fact a service publishes: written to the outbox in the state change's transaction."""
+
+    topic: str
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    payload: Message
+    time: datetime | None = None
+    event_id: str | None = None
+    trace: dict[str, str] = field(default_factory=current_trace_headers)
+
+    def headers(self, source: str, time: datetime) -> dict[str, str]:
+        """CloudEvent attributes as stored in the outbox row (strings, JSON-ready)."""
+        return {
+            "source": source,
+            "dataschema": dataschema_of(self.payload),
+            "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            **self.trace,
+        }
+
+
+def encode_outbox_row(row: Any) -> KafkaMessage:
+    """Kafka binary-mode message for one outbox row (a row mapping with the outbox columns)."""
+    stored: dict[str, str] = dict(row["headers"])
+    attributes = {
+        "id": row["id"],
+        "source": stored["source"],
+        "type": row["type"],
+        "specversion": SPEC_VERSION,
+        "time": stored["time"],
+        "subject": row["aggregateid"],
+        "dataschema": stored["dataschema"],
+        "datacontenttype": CONTENT_TYPE,
+        "partitionkey": row["aggregateid"],
+    }
+    message = to_binary(
+        CloudEvent.create(attributes, bytes(row["payload"])),
+        data_marshaller=lambda data: data,
+    )
+    headers = dict(message.headers)
+    for name in TRACE_HEADERS:
+        if name in stored:
+            headers[name] = stored[name].encode()
+    key = message.key.encode() if isinstance(message.key, str) else message.key
+    value = message.value.encode() if isinstance(message.value, str) else message.value
+    return KafkaMessage(headers, key, value)
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """A CloudEvent read from Kafka, with where it came from."""
+
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    dataschema: str
+    data: bytes
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    trace: dict[str, str]
+
+    def parse(self, message_type: type[Message]) -> Any:
+        """Decode the payload as `message_type`; a wrong schema is a malformed event."""
+        expected = f"proto:{message_type.DESCRIPTOR.full_name}"
+        if self.dataschema and self.dataschema != expected:
+            raise MalformedEvent(f"expected {expected}, got {self.dataschema}")
+        message = message_type()
+        try:
+            message.ParseFromString(self.data)
+        except Exception as exc:  # protobuf raises DecodeError and others
+            raise MalformedEvent(f"payload is not a valid {expected}: {exc}") from None
+        return message
+
+
+def decode_record(record: Any) -> InboundEvent:
+    """kafka-python ConsumerRecord → InboundEvent, or MalformedEvent if it is not ours."""
+    headers = {name: value for name, value in (record.headers or []) if value is not None}
+    content_type = headers.get("content-type", b"").decode(errors="replace")
+    if content_type != CONTENT_TYPE:
+        raise MalformedEvent(f"content-type must be {CONTENT_TYPE}, got {content_type or 'none'}")
+    try:
+        event = from_binary(KafkaMessage(headers, record.key, record.value or b""), data_unmarshaller=bytes)
+    except Exception as exc:
+        raise MalformedEvent(f"not a binary-mode CloudEvent: {exc}") from None
+    attributes = event.get_attributes()
+    for required in ("id", "type", "source"):
+        if not attributes.get(required):
+            raise MalformedEvent(f"missing CloudEvent attribute ce_{required}")
+    return InboundEvent(
+        id=str(attributes["id"]),
+        type=str(attributes["type"]),
+        source=str(attributes["source"]),
+        subject=str(attributes.get("subject") or ""),
+        time=_parse_time(attributes.get("time")),
+        dataschema=str(attributes.get("dataschema") or ""),
+        data=bytes(event.get_data() or b""),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        trace={n: headers[n].decode() for n in TRACE_HEADERS if n in headers},
+    )
+
+
+def _parse_time(raw: Any) -> datetime:
+    if not raw:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedEvent(f"ce_time is not RFC 3339: {raw!r}") from None
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())

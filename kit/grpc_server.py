@@ -1,0 +1,199 @@
+"""gRPC server bootstrap: health and reflection always on, tracing, call logging, error mapping,
+message size limits, and graceful shutdown on SIGTERM (health NOT_SERVING → drain → stop)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import server_interceptor
+
+from kit.grpc_errors import abort_with
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+Registrar = Callable[[grpc.Server], None]
+
+
+class CallInterceptor(grpc.ServerInterceptor):
+    """Maps domain errors to statuses and logs one line per call (method, code, duration)."""
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if method.startswith("/grpc.health") or method.startswith("/grpc.reflection"):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, method), handler.request_deserializer, handler.response_serializer)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _streaming(handler.stream_stream, method), handler.request_deserializer, handler.response_serializer)
+        return handler
+
+
+def _unary(behaviour: Callable[[Any, grpc.ServicerContext], Any], method: str) -> Callable[..., Any]:
+    def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            response = behaviour(request, context)
+            _log_call(method, context, started)
+            return response
+        except Exception as exc:
+            if _already_aborted(context):
+                raise
+            _log_call(method, context, started, exc)
+            abort_with(context, exc)
+            raise  # unreachable: abort raises
+
+    return wrapped
+
+
+def _streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], method: str) -> Callable[..., Any]:
+    def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            yield from behaviour(request, context)
+            _log_call(method, context, started)
+        except Exception as exc:
+            if _already_aborted(context):
+                raise
+            _log_call(method, context, started, exc)
+            abort_with(context, exc)
+
+    return wrapped
+
+
+def _already_aborted(context: grpc.ServicerContext) -> bool:
+    # context.abort() raises an Exception after setting the code; let it through untouched.
+    code = getattr(context, "code", lambda: None)()
+    return code is not None and code != grpc.StatusCode.OK
+
+
+def _log_call(method: str, context: grpc.ServicerContext, started: float, exc: BaseException | None = None) -> None:
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    outcome = type(exc).__name__ if exc is not None else "OK"
+    log.info("rpc", extra={"method": method, "outcome": outcome, "duration_ms": elapsed_ms})
+
+
+@dataclass
+class Worker:
+    """A background loop (outbox relay, consumer, watcher) run on its own thread until stop."""
+
+    name: str
+    run: Callable[[threading.Event], None]
+
+
+@dataclass
+class ServiceHost:
+    """One service process: its gRPC server plus its background workers."""
+
+    service: str
+    address: str
+    registrars: list[Registrar]
+    service_names: list[str]
+    workers: list[Worker] = field(default_factory=list)
+    grace_seconds: float = 10.0
+    drain_delay_seconds: float = 1.0
+    max_workers: int = 16
+    credentials: grpc.ServerCredentials | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix=f"{self.service}-rpc"),
+            interceptors=[server_interceptor(), CallInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> int:
+        for register in self.registrars:
+            register(self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, self.server)
+        if self.credentials is not None:
+            port = self.server.add_secure_port(self.address, self.credentials)
+        else:
+            port = self.server.add_insecure_port(self.address)
+        if port == 0:
+            raise OSError(f"{self.service}: cannot listen on {self.address} (port busy?)")
+        self.server.start()
+        for worker in self.workers:
+            thread = threading.Thread(target=self._run_worker, args=(worker,), name=worker.name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for name in ["", *self.service_names]:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("service started", extra={"service": self.service, "address": self.address, "port": port})
+        return port
+
+    def _run_worker(self, worker: Worker) -> None:
+        while not self.stop_event.is_set():
+            try:
+                worker.run(self.stop_event)
+                return
+            except Exception:
+                log.exception("worker crashed; restarting in 1s", extra={"worker": worker.name})
+                self.stop_event.wait(1.0)
+
+    def stop(self) -> None:
+        """Graceful: report NOT_SERVING, keep answering for a short drain delay so load balancers
+        notice, let in-flight calls finish within the grace period, then stop the workers."""
+        log.info("shutting down", extra={"service": self.service, "grace_s": self.grace_seconds})
+        self.health.enter_graceful_shutdown()
+        time.sleep(self.drain_delay_seconds)
+        self.server.stop(self.grace_seconds).wait()
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=self.grace_seconds)
+        log.info("service stopped", extra={"service": self.service})
+
+    def run_until_signal(self) -> None:
+        done = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("signal received", extra={"signal": signal.Signals(signum).name})
+            done.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        done.wait()
+        self.stop()
+
+
+def registrar(add_fn: Callable[[Any, grpc.Server], None], servicer: Any) -> Registrar:
+    return lambda server: add_fn(servicer, server)
+
+
+def full_names(*services: Iterable[str]) -> list[str]:
+    return [name for group in services for name in group]

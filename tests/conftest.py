@@ -1,0 +1,85 @@
+"""Shared fixtures: the real Kafka broker and PostgreSQL server the tests run against.
+
+By default they are the local processes `make infra-up` starts. With CITYDATA_TEST_INFRA=docker
+the Compose stack in deploy/docker-compose.yml is started through pytest-docker instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+USE_DOCKER = os.environ.get("CITYDATA_TEST_INFRA") == "docker"
+
+if USE_DOCKER:
+    pytest_plugins = ["pytest_docker"]
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(REPO_ROOT / "deploy" / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def infra(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Addresses of Kafka and PostgreSQL; fails loudly (never skips) when they are not running."""
+    if USE_DOCKER:
+        services = request.getfixturevalue("docker_services")
+        ip = request.getfixturevalue("docker_ip")
+        kafka_port = services.port_for("kafka", 9092)
+        pg_port = services.port_for("postgres", 5432)
+        services.wait_until_responsive(timeout=120, pause=1, check=lambda: _reachable(ip, kafka_port))
+        services.wait_until_responsive(timeout=120, pause=1, check=lambda: _reachable(ip, pg_port))
+        return {"kafka": f"{ip}:{kafka_port}", "pg_host": ip, "pg_port": str(pg_port)}
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    pg_host, pg_port = "127.0.0.1", os.environ.get("PG_PORT", "5432")
+    host, port = kafka.split(",")[0].rsplit(":", 1)
+    if not _reachable(host, int(port)) or not _reachable(pg_host, int(pg_port)):
+        pytest.fail("Kafka or PostgreSQL is not running: start them with `make infra-up` (make test does)")
+    return {"kafka": kafka, "pg_host": pg_host, "pg_port": pg_port}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: dict[str, str]) -> str:
+    return infra["kafka"]
+
+
+def _pg_url(infra: dict[str, str], database: str) -> str:
+    password = os.environ.get("CITYDATA_DB_PASSWORD", "citydata")
+    return f"postgresql+psycopg://citydata:{password}@{infra['pg_host']}:{infra['pg_port']}/{database}"
+
+
+@pytest.fixture
+def pg_database(infra: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_pg_url(infra, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _pg_url(infra, name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic name no other test uses (the broker auto-creates it)."""
+    return f"citydata.test.{uuid.uuid4().hex[:10]}.v1"

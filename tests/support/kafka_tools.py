@@ -1,0 +1,45 @@
+"""Reading a topic back the way an independent consumer would, for assertions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
+    """Every record of `topic` from offset 0, waiting until at least `expected` arrived."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             isolation_level="read_committed")
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: set[int] | None = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                time.sleep(0.2)
+        if partitions is None:
+            return []
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        records: list[Any] = []
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+            if len(records) >= expected:
+                # one more short poll catches anything beyond `expected` (duplicates)
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+def header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or []:
+        if key == name:
+            return value.decode() if value is not None else None
+    return None
