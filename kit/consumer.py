@@ -128,8 +128,13 @@ class ConsumerRunner:
                     delay = self._retry.backoff(min(attempt, 8))
                     log.warning(
                         "event handling failed, retrying",
-                        extra={"consumer": self.name, "event_id": event.id, "attempt": attempt,
-                               "error_type": type(exc).__name__, "retry_in_s": delay},
+                        extra={
+                            "consumer": self.name,
+                            "event_id": event.id,
+                            "attempt": attempt,
+                            "error_type": type(exc).__name__,
+                            "retry_in_s": delay,
+                        },
                     )
                     if stop is not None and stop.wait(delay):
                         raise _Stopping from None  # the offset stays uncommitted
@@ -153,7 +158,8 @@ class ConsumerRunner:
         self.handled += 1
 
     def _park(self, record: Any, error: BaseException) -> None:
-        headers = list(record.headers or []) + [
+        headers = [
+            *(record.headers or []),
             ("dlq_error", str(error)[:1000].encode()),
             ("dlq_error_type", type(error).__name__.encode()),
             ("dlq_consumer", self.name.encode()),
@@ -165,8 +171,13 @@ class ConsumerRunner:
         self.dead_lettered += 1
         log.error(
             "event parked on the dead-letter queue",
-            extra={"consumer": self.name, "topic": record.topic, "offset": record.offset,
-                   "error_type": type(error).__name__, "error": str(error)[:300]},
+            extra={
+                "consumer": self.name,
+                "topic": record.topic,
+                "offset": record.offset,
+                "error_type": type(error).__name__,
+                "error": str(error)[:300],
+            },
         )
 
 

@@ -7,6 +7,7 @@ that caused the event, so one trace runs from a gRPC call through Kafka into eve
 
 from __future__ import annotations
 
+import builtins
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class InboundEvent:
     key: bytes | None
     trace: dict[str, str]
 
-    def parse(self, message_type: type[Message]) -> Any:
+    def parse(self, message_type: builtins.type[Message]) -> Any:
         """Decode the payload as `message_type`; a wrong schema is a malformed event."""
         expected = f"proto:{message_type.DESCRIPTOR.full_name}"
         if self.dataschema and self.dataschema != expected:

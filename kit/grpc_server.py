@@ -30,7 +30,8 @@ class CallInterceptor(grpc.ServerInterceptor):
     """Maps domain errors to statuses and logs one line per call (method, code, duration)."""
 
     def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
@@ -41,16 +42,20 @@ class CallInterceptor(grpc.ServerInterceptor):
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer)
+                _unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer)
+                _streaming(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer
+            )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method), handler.request_deserializer, handler.response_serializer)
+                _unary(handler.stream_unary, method), handler.request_deserializer, handler.response_serializer
+            )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _streaming(handler.stream_stream, method), handler.request_deserializer, handler.response_serializer)
+                _streaming(handler.stream_stream, method), handler.request_deserializer, handler.response_serializer
+            )
         return handler
 
 
@@ -137,8 +142,11 @@ class ServiceHost:
         for register in self.registrars:
             register(self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        names = [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                 reflection.SERVICE_NAME]
+        names = [
+            *self.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ]
         reflection.enable_server_reflection(names, self.server)
         if self.credentials is not None:
             port = self.server.add_secure_port(self.address, self.credentials)

@@ -99,12 +99,16 @@ class OutboxRelay:
         with self._engine.begin() as conn:
             if not self._claim_shard(conn, shard):
                 return 0
-            rows = conn.execute(
-                select(self._outbox)
-                .where(self._outbox.c.published_at.is_(None), self._outbox.c.shard == shard)
-                .order_by(self._outbox.c.seq)
-                .limit(self._batch_size)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    select(self._outbox)
+                    .where(self._outbox.c.published_at.is_(None), self._outbox.c.shard == shard)
+                    .order_by(self._outbox.c.seq)
+                    .limit(self._batch_size)
+                )
+                .mappings()
+                .all()
+            )
             if not rows:
                 return 0
             futures = []
@@ -172,8 +176,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     producer = make_producer(args.kafka, client_id="outbox-relay")
-    relay = OutboxRelay(make_engine(args.database_url), platform_tables(MetaData()), producer,
-                        batch_size=args.batch_size)
+    relay = OutboxRelay(
+        make_engine(args.database_url), platform_tables(MetaData()), producer, batch_size=args.batch_size
+    )
     try:
         relay.run(stop)
     finally:

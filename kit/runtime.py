@@ -79,8 +79,9 @@ class ServiceRuntime:
             def connect() -> ConsumerRunner:
                 ensure_topics(self.settings.kafka_bootstrap_servers, topics)
                 consumer = make_consumer(self.settings.kafka_bootstrap_servers, name, topics)
-                return ConsumerRunner(name, consumer, self.producer(f"{name}-dlq"), self.sessions, self.tables,
-                                      handler, retry)
+                return ConsumerRunner(
+                    name, consumer, self.producer(f"{name}-dlq"), self.sessions, self.tables, handler, retry
+                )
 
             runner = _retry_until_connected(stop, connect)
             if runner is not None:

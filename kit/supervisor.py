@@ -1,8 +1,8 @@
 """Starts, watches and stops the four services for `make run` / `make up` / `make down`.
 
-    python -m kit.supervisor run      # foreground, logs interleaved; Ctrl-C stops everything
-    python -m kit.supervisor up       # background; returns once every service is SERVING
-    python -m kit.supervisor down | status
+python -m kit.supervisor run      # foreground, logs interleaved; Ctrl-C stops everything
+python -m kit.supervisor up       # background; returns once every service is SERVING
+python -m kit.supervisor down | status
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def spawn(service: str, foreground: bool) -> subprocess.Popen[bytes]:
     if foreground:
         return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log_file = (log_dir() / f"{service}.log").open("ab")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
     (run_dir() / f"{service}.pid").write_text(str(process.pid))
     return process
 

@@ -45,9 +45,7 @@ def consumer_span(topic: str, trace_headers: dict[str, str], attributes: dict[st
     token = context.attach(parent)
     try:
         tracer = trace.get_tracer("citydata.consumer")
-        with tracer.start_as_current_span(
-            f"process {topic}", kind=trace.SpanKind.CONSUMER, attributes=attributes
-        ):
+        with tracer.start_as_current_span(f"process {topic}", kind=trace.SpanKind.CONSUMER, attributes=attributes):
             yield
     finally:
         context.detach(token)

@@ -10,8 +10,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
     """Every record of `topic` from offset 0, waiting until at least `expected` arrived."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             isolation_level="read_committed")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
     try:
         deadline = time.monotonic() + timeout
         partitions: set[int] | None = None

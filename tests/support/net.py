@@ -19,7 +19,8 @@ def health(port: int, service: str = "", timeout: float = 2.0) -> str:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         try:
             response = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
         except grpc.RpcError as error:
             return f"ERROR {error.code().name}"  # type: ignore[attr-defined]
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

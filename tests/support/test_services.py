@@ -12,8 +12,9 @@ from google.protobuf import wrappers_pb2
 SERVICE = "citydata.test.v1.TestService"
 
 
-def generic_service(methods: dict[str, Callable[[wrappers_pb2.StringValue, Any], wrappers_pb2.StringValue]]
-                    ) -> Callable[[grpc.Server], None]:
+def generic_service(
+    methods: dict[str, Callable[[wrappers_pb2.StringValue, Any], wrappers_pb2.StringValue]],
+) -> Callable[[grpc.Server], None]:
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
             behaviour,

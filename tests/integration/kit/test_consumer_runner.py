@@ -28,12 +28,20 @@ effects = Table("effects", metadata, Column("id", Integer, primary_key=True), Co
 
 def _message(event_id: str, value: str, topic: str) -> dict[str, Any]:
     payload = wrappers_pb2.StringValue(value=value)
-    return encode_outbox_row({
-        "id": event_id, "type": "thing.changed", "aggregateid": "agg-1", "topic": topic,
-        "payload": payload.SerializeToString(),
-        "headers": {"source": "/citydata/test", "time": datetime.now(UTC).isoformat(),
-                    "dataschema": "proto:google.protobuf.StringValue"},
-    })._asdict()
+    return encode_outbox_row(
+        {
+            "id": event_id,
+            "type": "thing.changed",
+            "aggregateid": "agg-1",
+            "topic": topic,
+            "payload": payload.SerializeToString(),
+            "headers": {
+                "source": "/citydata/test",
+                "time": datetime.now(UTC).isoformat(),
+                "dataschema": "proto:google.protobuf.StringValue",
+            },
+        }
+    )._asdict()
 
 
 def _send(producer: KafkaProducer, topic: str, message: dict[str, Any]) -> None:
@@ -53,8 +61,15 @@ def runner(pg_database: str, kafka_bootstrap: str, topic: str) -> Iterator[tuple
     metadata.create_all(engine)
     consumer = make_consumer(kafka_bootstrap, f"test-{uuid.uuid4().hex[:8]}", [topic])
     dlq = make_producer(kafka_bootstrap)
-    runner = ConsumerRunner("test-consumer", consumer, dlq, sessionmaker(engine), tables, _record_effect,
-                            RetryPolicy(max_attempts=3, first_backoff_seconds=0.05))
+    runner = ConsumerRunner(
+        "test-consumer",
+        consumer,
+        dlq,
+        sessionmaker(engine),
+        tables,
+        _record_effect,
+        RetryPolicy(max_attempts=3, first_backoff_seconds=0.05),
+    )
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
     thread.start()

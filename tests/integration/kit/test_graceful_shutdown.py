@@ -16,8 +16,7 @@ from tests.support.test_services import call
 
 def test_sigterm_drains_in_flight_calls_and_reports_not_serving() -> None:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", str(port)],
-                              stderr=subprocess.PIPE)
+    server = subprocess.Popen([sys.executable, "-m", "tests.support.slow_server", str(port)], stderr=subprocess.PIPE)
     try:
         wait_serving(port)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")

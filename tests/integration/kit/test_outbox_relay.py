@@ -32,8 +32,11 @@ def _commit_events(engine: object, tables: PlatformTables, topic: str, per_aggre
     for n in range(per_aggregate):
         with UnitOfWork(sessions, tables, "/citydata/test") as uow:
             for a in range(AGGREGATES):
-                uow.publish(OutboundEvent(topic, "thing", f"agg-{a}", "thing.changed",
-                                          wrappers_pb2.StringValue(value=f"agg-{a}:{n}")))
+                uow.publish(
+                    OutboundEvent(
+                        topic, "thing", f"agg-{a}", "thing.changed", wrappers_pb2.StringValue(value=f"agg-{a}:{n}")
+                    )
+                )
             uow.commit()
 
 
@@ -83,8 +86,9 @@ def _assert_complete_and_ordered(records: list[object], per_aggregate: int) -> i
     return duplicates
 
 
-def test_relay_killed_mid_batch_loses_nothing_and_keeps_order(pg_database: str, kafka_bootstrap: str,
-                                                               topic: str) -> None:
+def test_relay_killed_mid_batch_loses_nothing_and_keeps_order(
+    pg_database: str, kafka_bootstrap: str, topic: str
+) -> None:
     per_aggregate = 100
     engine, tables = _setup(pg_database)
     _commit_events(engine, tables, topic, per_aggregate)
@@ -114,8 +118,9 @@ def test_relay_killed_mid_batch_loses_nothing_and_keeps_order(pg_database: str, 
         assert header(record, "ce_time")
 
 
-def test_two_relays_at_once_publish_each_event_once_in_order(pg_database: str, kafka_bootstrap: str,
-                                                             topic: str) -> None:
+def test_two_relays_at_once_publish_each_event_once_in_order(
+    pg_database: str, kafka_bootstrap: str, topic: str
+) -> None:
     per_aggregate = 50
     engine, tables = _setup(pg_database)
     _commit_events(engine, tables, topic, per_aggregate)

@@ -50,12 +50,23 @@ def test_trace_id_flows_from_grpc_call_to_kafka_header_to_consumer_span(
     def handle(_session: Session, event: InboundEvent) -> None:
         consumed.append(current_trace_id())
 
-    runner = ConsumerRunner("tracing-test", make_consumer(kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", [topic]),
-                            producer, sessions, tables, handle)
+    runner = ConsumerRunner(
+        "tracing-test",
+        make_consumer(kafka_bootstrap, f"g-{uuid.uuid4().hex[:6]}", [topic]),
+        producer,
+        sessions,
+        tables,
+        handle,
+    )
     port = free_port()
-    host = ServiceHost("tracing", f"127.0.0.1:{port}", [generic_service({"Publish": publish})], [SERVICE],
-                       workers=[Worker("relay", relay.run), Worker("consumer", runner.run)],
-                       drain_delay_seconds=0)
+    host = ServiceHost(
+        "tracing",
+        f"127.0.0.1:{port}",
+        [generic_service({"Publish": publish})],
+        [SERVICE],
+        workers=[Worker("relay", relay.run), Worker("consumer", runner.run)],
+        drain_delay_seconds=0,
+    )
     host.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
