@@ -1,0 +1,118 @@
+"""Create the city's root CA, time-stamping unit and one issuing CA per agency, if missing.
+
+    python -m services.signing.bootstrap --state-dir var/signing [--agencies SXD,STP]
+
+Idempotent: a second run creates nothing and says so. Keys go to the keystore chosen by the
+environment (see services/signing/README.md); with --dev-softhsm and no PKCS#11 module
+configured, a SoftHSM2 token is created under <state-dir>/softhsm for local development.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit.clock import Clock, SystemClock
+from kit.errors import DomainError
+from services.signing.crypto.keystore import (
+    ENV_MODULE,
+    Keystore,
+    describe_keystore,
+    keystore_from_environment,
+)
+from services.signing.crypto.pki import DEFAULT_CRL_BASE_URL, TSA_ID, Pki
+from services.signing.crypto.softhsm import init_softhsm_token
+from services.signing.domain import ROOT_CA_ID, agency_ca_id, check_agency_code
+
+DEFAULT_AGENCIES = ("SXD", "STP", "STNMT", "SYT", "SGDDT")
+DEV_TOKEN_LABEL = "citydata-dev"
+DEV_USER_PIN = "citydata-dev-pin"
+DEV_SO_PIN = "citydata-dev-so-pin"
+
+
+@dataclass
+class BootstrapResult:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"nothing to do: {', '.join(self.existing)} already exist"
+        return f"created {', '.join(self.created)}" + (
+            f"; kept existing {', '.join(self.existing)}" if self.existing else ""
+        )
+
+
+def bootstrap_pki(pki: Pki, agencies: Sequence[str]) -> BootstrapResult:
+    """Ensure root CA, TSA and each agency's issuing CA exist; report what was created."""
+    codes = [check_agency_code(code) for code in agencies]
+    result = BootstrapResult()
+    steps: list[tuple[str, Callable[[], bool]]] = [
+        (ROOT_CA_ID, pki.ensure_root_ca),
+        (TSA_ID, pki.ensure_tsa),
+    ]
+    steps += [(agency_ca_id(code), _agency_step(pki, code)) for code in codes]
+    for name, ensure in steps:
+        (result.created if ensure() else result.existing).append(name)
+    for ca_id in pki.ca_ids():
+        pki.current_crl(ca_id)  # publish an initial CRL so the CRL endpoint has something to serve
+    pki.export_ca_certificates()
+    return result
+
+
+def _agency_step(pki: Pki, code: str) -> Callable[[], bool]:
+    return lambda: pki.ensure_agency_ca(code)
+
+
+def dev_environment(state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment plus a local SoftHSM2 token when no PKCS#11 module is configured."""
+    env = dict(environ)
+    if not env.get(ENV_MODULE):
+        token = init_softhsm_token(state_dir / "softhsm", DEV_TOKEN_LABEL, DEV_USER_PIN, DEV_SO_PIN)
+        env.update(token.environment())
+        os.environ["SOFTHSM2_CONF"] = env["SOFTHSM2_CONF"]  # read by the module at load time
+    return env
+
+
+def open_pki(state_dir: Path, environ: Mapping[str, str], clock: Clock, crl_base_url: str) -> tuple[Pki, Keystore]:
+    keystore = keystore_from_environment(environ, state_dir / "keys")
+    return Pki(keystore, state_dir, clock, crl_base_url=crl_base_url), keystore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.signing.bootstrap", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--agencies", default=",".join(DEFAULT_AGENCIES), help="comma-separated codes")
+    parser.add_argument("--crl-base-url", default=os.environ.get("CITYDATA_CRL_BASE_URL", DEFAULT_CRL_BASE_URL))
+    parser.add_argument(
+        "--dev-softhsm",
+        action="store_true",
+        help="create/use a SoftHSM2 token under <state-dir>/softhsm if no PKCS#11 module is set",
+    )
+    args = parser.parse_args(argv)
+    agencies = [code.strip() for code in args.agencies.split(",") if code.strip()]
+    environ: Mapping[str, str] = os.environ
+    try:
+        if args.dev_softhsm:
+            environ = dev_environment(args.state_dir, environ)
+        pki, keystore = open_pki(args.state_dir, environ, SystemClock(), args.crl_base_url)
+        print(describe_keystore(keystore))
+        result = bootstrap_pki(pki, agencies)
+    except DomainError as exc:
+        print(f"bootstrap failed: {exc.message}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    print(f"trust anchor: {args.state_dir / 'ca' / 'root.pem'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The PKI on a SoftHSM2 token: key protection, certificate profiles, CRLs, bootstrap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pkcs11
+import pytest
+from asn1crypto import crl
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from pkcs11 import Attribute
+
+from kit.clock import ManualClock
+from kit.errors import FailedPrecondition, InvalidArgument
+from services.signing.bootstrap import bootstrap_pki
+from services.signing.crypto.engine import SignatureEngine
+from services.signing.crypto.keystore import (
+    FileKeystore,
+    Pkcs11Keystore,
+    describe_keystore,
+    keystore_from_environment,
+)
+from services.signing.crypto.pki import Pki
+from services.signing.domain import CertificateKind, Indication, KeyAlgorithm, RevocationReason
+
+pytestmark = pytest.mark.softhsm
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _crl_serials(der: bytes) -> dict[int, str]:
+    entries = crl.CertificateList.load(der)["tbs_cert_list"]["revoked_certificates"]
+    return {entry["user_certificate"].native: entry.crl_reason_value.native for entry in entries}
+
+
+def _openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_private_keys_cannot_leave_the_token(pki: Pki, keystore: Pkcs11Keystore) -> None:
+    seal = pki.issue_signer_certificate("SXD", "Sở Xây dựng", CertificateKind.SEAL)
+    handle = keystore.private_key_handle(seal.key_label)
+
+    assert handle[Attribute.EXTRACTABLE] is False
+    assert handle[Attribute.SENSITIVE] is True
+    assert handle[Attribute.NEVER_EXTRACTABLE] is True
+    assert handle[Attribute.ALWAYS_SENSITIVE] is True
+    with pytest.raises(pkcs11.exceptions.AttributeSensitive):
+        handle[Attribute.VALUE]
+
+
+@pytest.mark.openssl
+def test_issued_certificates_chain_to_the_root_and_name_their_crl(pki: Pki, trust_dir: Path, tmp_path: Path) -> None:
+    official = pki.issue_signer_certificate("STP", "Trần Thị Bình", CertificateKind.OFFICIAL)
+    (tmp_path / "leaf.pem").write_bytes(official.pem)
+
+    verified = _openssl(
+        "verify",
+        "-CAfile",
+        trust_dir / "root.pem",
+        "-untrusted",
+        trust_dir / "agency-stp.pem",
+        tmp_path / "leaf.pem",
+    )
+
+    assert verified.returncode == 0, verified.stderr
+    cert = official.certificate
+    assert cert.crl_distribution_points[0].url == "http://127.0.0.1:8053/crl/agency-stp.crl"
+    assert cert.key_usage_value.native == {"digital_signature", "non_repudiation"}
+    assert cert.issuer == pki.ca_certificate("agency-stp").subject
+    assert cert.public_key.curve == ("named", "secp256r1")
+
+
+@pytest.mark.openssl
+def test_tsa_certificate_is_a_critical_time_stamping_eku(pki: Pki, trust_dir: Path) -> None:
+    tsa = pki.tsa_record().certificate
+    eku = next(ext for ext in tsa["tbs_certificate"]["extensions"] if ext["extn_id"].native == "extended_key_usage")
+    text = _openssl("x509", "-in", trust_dir / "tsa.pem", "-noout", "-ext", "extendedKeyUsage").stdout
+
+    assert eku["critical"].native is True
+    assert eku["extn_value"].native == ["time_stamping"]
+    assert "critical" in text and "Time Stamping" in text
+
+
+@pytest.mark.openssl
+def test_revocation_appears_in_the_next_crl(pki: Pki, clock: ManualClock, trust_dir: Path, tmp_path: Path) -> None:
+    seal = pki.issue_signer_certificate("SXD", "Sở Xây dựng", CertificateKind.SEAL)
+    before = pki.current_crl("agency-sxd")
+    clock.advance(timedelta(seconds=5))
+
+    pki.revoke(seal.serial, RevocationReason.KEY_COMPROMISE)
+    after = pki.current_crl("agency-sxd")
+    (tmp_path / "sxd.crl").write_bytes(after)
+    checked = _openssl(
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        tmp_path / "sxd.crl",
+        "-noout",
+        "-CAfile",
+        trust_dir / "agency-sxd.pem",
+    )
+
+    assert seal.serial not in _crl_serials(before)
+    assert _crl_serials(after)[seal.serial] == "key_compromise"
+    assert (
+        crl.CertificateList.load(after).crl_number_value.native
+        > crl.CertificateList.load(before).crl_number_value.native
+    )
+    assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout
+    with pytest.raises(FailedPrecondition):
+        pki.revoke(seal.serial, RevocationReason.KEY_COMPROMISE)
+
+
+def test_bootstrap_twice_changes_nothing(pki: Pki) -> None:
+    state_file = pki.state_dir / "pki.json"
+    before = state_file.read_bytes()
+
+    result = bootstrap_pki(pki, ["SXD", "STP"])
+
+    assert not result.changed
+    assert result.existing == ["root", "tsa", "agency-sxd", "agency-stp"]
+    assert state_file.read_bytes() == before
+    with pytest.raises(InvalidArgument):
+        bootstrap_pki(pki, ["sxd lowercase"])
+
+
+def test_bootstrap_cli_is_idempotent(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYDATA_", "SOFTHSM2_CONF"))}
+    command = [
+        sys.executable,
+        "-m",
+        "services.signing.bootstrap",
+        "--state-dir",
+        str(tmp_path / "signing"),
+        "--agencies",
+        "SXD,STP",
+        "--dev-softhsm",
+    ]
+
+    first = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+    assert first.returncode == 0, first.stderr
+    assert "created root, tsa, agency-sxd, agency-stp" in first.stdout
+    assert "PKCS#11 token 'citydata-dev'" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "nothing to do" in second.stdout
+    assert sorted(p.name for p in (tmp_path / "signing" / "ca").iterdir()) == [
+        "agency-stp.pem",
+        "agency-sxd.pem",
+        "root.pem",
+        "tsa.pem",
+    ]
+
+
+def test_file_keystore_is_used_without_a_pkcs11_module(tmp_path: Path, clock: ManualClock) -> None:
+    store = keystore_from_environment({"CITYDATA_KEYSTORE_PASSWORD": "correct horse battery"}, tmp_path)
+    assert isinstance(store, FileKeystore)
+    public = store.generate_key("signer-a", KeyAlgorithm.ECDSA_P256)
+
+    signature, mechanism = store.sign_raw("signer-a", b"payload")
+    verifier = load_der_public_key(public.dump())
+    assert isinstance(verifier, ec.EllipticCurvePublicKey)
+    verifier.verify(signature, b"payload", ec.ECDSA(SHA256()))
+
+    pem = (tmp_path / "signer-a.p8.pem").read_text()
+    assert "ENCRYPTED PRIVATE KEY" in pem
+    assert mechanism["algorithm"].native == "sha256_ecdsa"
+    assert describe_keystore(store).startswith("signing keystore: encrypted PKCS#8 file keystore")
+    with pytest.raises(FailedPrecondition):
+        keystore_from_environment({}, tmp_path)
+    with pytest.raises(FailedPrecondition):
+        keystore_from_environment({"CITYDATA_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so"}, tmp_path)
+
+
+def test_rsa_pss_3072_issuing_and_signing(tmp_path: Path, clock: ManualClock) -> None:
+    rsa_pki = Pki(
+        FileKeystore(tmp_path / "k", "rsa-password"),
+        tmp_path / "s",
+        clock,
+        key_algorithm=KeyAlgorithm.RSA_PSS_3072,
+    )
+    bootstrap_pki(rsa_pki, ["SXD"])
+    seal = rsa_pki.issue_signer_certificate("SXD", "RSA seal", CertificateKind.SEAL)
+    engine = SignatureEngine(rsa_pki, clock)
+
+    report = engine.verify_cades(engine.sign_cades(seal.serial, b"rsa content"), content=b"rsa content")
+
+    assert seal.certificate["signature_algorithm"]["algorithm"].native == "rsassa_pss"
+    assert seal.certificate.public_key.bit_size == 3072
+    assert report.indication is Indication.TOTAL_PASSED, report
