@@ -10,8 +10,11 @@ PROTOS := $(wildcard proto/citydata/v1/*.proto)
 STAMP_VENV := $(VENV)/.installed
 STAMP_PROTO := gen/.generated
 BUF := npx --yes @bufbuild/buf@1.50.0
+# Tools we did not write, used by tests to check our work; cached outside the clone.
+TOOLS := $(HOME)/.cache/citydata/bin
+HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 
-.PHONY: help install proto infra-up infra-down run up down status test test-unit test-integration \
+.PHONY: help install tools proto infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
 
 help: ## this list
@@ -55,8 +58,15 @@ status: ## what runs, on which port
 	@deploy/local/infra.sh status
 	@[ -x $(PY) ] && $(PY) -m kit.supervisor status || true
 
-test: install infra-up ## the whole test suite against real Kafka and PostgreSQL
-	$(PY) -m pytest
+$(HEALTH_PROBE):
+	@command -v go >/dev/null || { echo "Go is needed to install grpc-health-probe"; exit 1; }
+	@# only the module proxy is reachable here, not the checksum database
+	GOBIN=$(TOOLS) GOSUMDB=off go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+
+tools: $(HEALTH_PROBE) ## checking tools the tests use (grpc-health-probe)
+
+test: install tools infra-up ## the whole test suite against real Kafka and PostgreSQL
+	PATH="$(TOOLS):$$PATH" $(PY) -m pytest
 
 test-unit: install ## unit tests only (no infrastructure)
 	$(PY) -m pytest tests/unit

@@ -51,13 +51,22 @@ def log_dir() -> Path:
     return path
 
 
+def service_environment() -> dict[str, str]:
+    """Each service learns where the others listen (ports may be overridden)."""
+    env = dict(os.environ)
+    for other in SERVICES:
+        env.setdefault(f"{other.upper()}_ADDRESS", f"127.0.0.1:{port_of(other)}")
+    return env
+
+
 def spawn(service: str, foreground: bool) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", f"services.{service}"]
+    env = service_environment()
     if foreground:
-        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log_file = (log_dir() / f"{service}.log").open("ab")
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
     )
     (run_dir() / f"{service}.pid").write_text(str(process.pid))
     return process
