@@ -71,11 +71,14 @@ class ConsumerRunner:
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.lag = 0  # messages behind the end of the assigned partitions, refreshed while running
+        self._lag_checked = 0.0
 
     def run(self, stop: threading.Event) -> None:
         log.info("consumer started", extra={"consumer": self.name})
         while not stop.is_set():
             self.poll_once(timeout_ms=500, stop=stop)
+            self._refresh_lag()
         self._consumer.close(autocommit=False)
         log.info("consumer stopped", extra={"consumer": self.name})
 
@@ -97,6 +100,20 @@ class ConsumerRunner:
             if done is not None:
                 self._consumer.commit({partition: OffsetAndMetadata(done.offset + 1, "", -1)})
         return count
+
+    def _refresh_lag(self) -> None:
+        """kafka-python clients are not thread-safe: lag is measured here, on the consumer's thread."""
+        if time.monotonic() - self._lag_checked < 5:
+            return
+        self._lag_checked = time.monotonic()
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = self._consumer.end_offsets(assigned)
+            self.lag = sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned)
+        except Exception as exc:
+            log.debug("lag not measured", extra={"consumer": self.name, "error": str(exc)})
 
     def _process(self, record: Any, stop: threading.Event | None) -> None:
         try:

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
 from kit.grpc_errors import abort_with
+from kit.metrics import meter
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,27 @@ def _already_aborted(context: grpc.ServicerContext) -> bool:
     return code is not None and code != grpc.StatusCode.OK
 
 
+class _RpcInstruments:
+    """Created on first use, so they bind to the meter provider the service installed."""
+
+    def __init__(self) -> None:
+        self.calls = meter().create_counter("citydata_rpc_calls", description="gRPC calls by method and outcome")
+        self.duration = meter().create_histogram("citydata_rpc_duration", unit="ms", description="gRPC call duration")
+
+
+_instruments: _RpcInstruments | None = None
+
+
 def _log_call(method: str, context: grpc.ServicerContext, started: float, exc: BaseException | None = None) -> None:
+    global _instruments
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     outcome = type(exc).__name__ if exc is not None else "OK"
     log.info("rpc", extra={"method": method, "outcome": outcome, "duration_ms": elapsed_ms})
+    if _instruments is None:
+        _instruments = _RpcInstruments()
+    attributes = {"rpc.method": method, "outcome": outcome}
+    _instruments.calls.add(1, attributes)
+    _instruments.duration.record(elapsed_ms, attributes)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from kit.db import PlatformTables, UnitOfWork, make_engine
 from kit.grpc_server import Worker
 from kit.kafka import ensure_topics, make_consumer, make_producer
 from kit.logs import setup_logging
+from kit.metrics import gauge, setup_metrics
 from kit.migrations import upgrade_to_head
 from kit.outbox import OutboxRelay
 from kit.telemetry import setup_tracing
@@ -59,6 +60,8 @@ class ServiceRuntime:
             if producer is None:
                 return
             self._relay = OutboxRelay(self.engine, self.tables, producer)
+            relay = self._relay
+            gauge("citydata_outbox_backlog", "outbox rows not yet on Kafka", lambda: [(relay.backlog(), {})])
             try:
                 self._relay.run(stop)
             finally:
@@ -85,6 +88,11 @@ class ServiceRuntime:
 
             runner = _retry_until_connected(stop, connect)
             if runner is not None:
+                gauge(
+                    "citydata_consumer_lag",
+                    "messages a consumer group is behind",
+                    lambda: [(runner.lag, {"consumer": name})],
+                )
                 runner.run(stop)
 
         return Worker(name, run)
@@ -107,6 +115,7 @@ def start_runtime(service: str, metadata: MetaData, tables: PlatformTables, topi
     settings = load_settings(service)
     setup_logging(service)
     setup_tracing(service)
+    setup_metrics(service)
     engine = make_engine(settings.database_url)
     upgrade_to_head(engine, service, metadata)
     backend = engine.dialect.name
