@@ -41,9 +41,7 @@ class Address:
 def parse_province_code(raw: str, field: str = "address.province_code") -> Checked[str]:
     code = raw.strip()
     if not is_province_code(code):
-        return bad(
-            field, f"{code!r} is not a 3-digit province code (Ho Chi Minh City is 079)"
-        )
+        return bad(field, f"{code!r} is not a 3-digit province code (Ho Chi Minh City is 079)")
     return good(code)
 
 
@@ -59,9 +57,7 @@ def parse_address(draft: AddressDraft, field: str = "address") -> Checked[Addres
     province = parse_province_code(draft.province_code, f"{field}.province_code")
     ward = parse_ward_code(draft.ward_code, f"{field}.ward_code")
     street = parse_street(draft.street, f"{field}.street")
-    violations: tuple[FieldViolation, ...] = (
-        province.violations + ward.violations + street.violations
-    )
+    violations: tuple[FieldViolation, ...] = province.violations + ward.violations + street.violations
     if violations:
         return Checked(None, violations)
     return good(Address(province.unwrap(), ward.unwrap(), street.unwrap()))

@@ -64,7 +64,4 @@ def _email_problem(email: str) -> str | None:
 
 
 def _is_domain_label(label: str) -> bool:
-    return (
-        len(label) <= _DOMAIN_LABEL_MAX_LENGTH
-        and _DOMAIN_LABEL.fullmatch(label) is not None
-    )
+    return len(label) <= _DOMAIN_LABEL_MAX_LENGTH and _DOMAIN_LABEL.fullmatch(label) is not None

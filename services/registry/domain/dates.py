@@ -24,16 +24,12 @@ def vietnam_today(now: datetime) -> date:
     return as_utc(now).astimezone(VIETNAM_TIME).date()
 
 
-def check_date_of_birth(
-    date_of_birth: date | None, today: date, field: str = "date_of_birth"
-) -> Checked[date]:
+def check_date_of_birth(date_of_birth: date | None, today: date, field: str = "date_of_birth") -> Checked[date]:
     """Required, not after `today`, not before 1900-01-01."""
     if date_of_birth is None:
         return bad(field, "date of birth is required")
     if date_of_birth > today:
         return bad(field, f"date of birth {date_of_birth.isoformat()} is in the future")
     if date_of_birth < EARLIEST_BIRTH_DATE:
-        return bad(
-            field, f"date of birth cannot be before {EARLIEST_BIRTH_DATE.isoformat()}"
-        )
+        return bad(field, f"date of birth cannot be before {EARLIEST_BIRTH_DATE.isoformat()}")
     return good(date_of_birth)

@@ -31,6 +31,4 @@ class BusinessUpdated:
     business: Business
 
 
-RegistryEvent = (
-    CitizenRegistered | CitizenUpdated | BusinessRegistered | BusinessUpdated
-)
+RegistryEvent = CitizenRegistered | CitizenUpdated | BusinessRegistered | BusinessUpdated

@@ -57,9 +57,7 @@ class NationalId:
         return self.digits[6:]
 
 
-def build_national_id(
-    province_code: str, gender: Gender, birth_year: int, serial: str
-) -> str:
+def build_national_id(province_code: str, gender: Gender, birth_year: int, serial: str) -> str:
     """The CCCD number for these parts; the inverse of `NationalId`'s accessors."""
     century_index, year_in_century = divmod(birth_year - _FIRST_CENTURY, 100)
     if not 0 <= century_index <= 4:
@@ -81,9 +79,7 @@ def parse_national_id(raw: str, field: str = "national_id") -> Checked[NationalI
     return good(NationalId(digits))
 
 
-def national_id_mismatches(
-    national_id: NationalId, date_of_birth: date | None, gender: Gender | None
-) -> list[str]:
+def national_id_mismatches(national_id: NationalId, date_of_birth: date | None, gender: Gender | None) -> list[str]:
     """How the number disagrees with the recorded birth date and gender; empty when it agrees.
 
     A missing birth date or gender is reported by its own field, so it is skipped here.
@@ -91,13 +87,10 @@ def national_id_mismatches(
     problems: list[str] = []
     if gender is not None and national_id.gender is not gender:
         digit = national_id.digits[3]
-        problems.append(
-            f"digit 4 ({digit}) marks a {national_id.gender}, but gender is {gender}"
-        )
+        problems.append(f"digit 4 ({digit}) marks a {national_id.gender}, but gender is {gender}")
     if date_of_birth is not None and national_id.birth_year != date_of_birth.year:
         problems.append(
-            f"digits 4-6 say born in {national_id.birth_year}, "
-            f"but the date of birth is in {date_of_birth.year}"
+            f"digits 4-6 say born in {national_id.birth_year}, but the date of birth is in {date_of_birth.year}"
         )
     return problems
 
@@ -171,9 +164,7 @@ def _component_problem(head: str, branch: str) -> str:
 _VSIC_CODE = re.compile(r"[0-9]{4,5}")
 
 
-def parse_business_lines(
-    raw: Sequence[str], field: str = "business_lines"
-) -> Checked[tuple[str, ...]]:
+def parse_business_lines(raw: Sequence[str], field: str = "business_lines") -> Checked[tuple[str, ...]]:
     """At least one line; every code a 4- or 5-digit VSIC code; no code twice."""
     if not raw:
         return bad(field, "at least one business line (VSIC code) is required")
@@ -183,11 +174,7 @@ def parse_business_lines(
     for index, code in enumerate(line.strip() for line in raw):
         path = f"{field}[{index}]"
         if not _VSIC_CODE.fullmatch(code):
-            violations.append(
-                FieldViolation(
-                    path, "a VSIC 2018 code is 4 digits (level 4) or 5 digits (level 5)"
-                )
-            )
+            violations.append(FieldViolation(path, "a VSIC 2018 code is 4 digits (level 4) or 5 digits (level 5)"))
         elif code in seen:
             violations.append(FieldViolation(path, f"{code} is listed more than once"))
         seen.add(code)

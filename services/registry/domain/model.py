@@ -104,9 +104,7 @@ def new_citizen(registry_id: str, draft: CitizenDraft, now: datetime) -> Citizen
     )
 
 
-def update_citizen(
-    current: Citizen, changes: CitizenChanges, expected_version: int, now: datetime
-) -> Citizen:
+def update_citizen(current: Citizen, changes: CitizenChanges, expected_version: int, now: datetime) -> Citizen:
     """The next version of `current` with `changes` applied and everything re-validated.
 
     A corrected national id is accepted as long as it agrees with the (possibly also
@@ -114,12 +112,8 @@ def update_citizen(
     """
     _require_version("citizen", current.registry_id, current.version, expected_version)
     instant = as_utc(now)
-    details = _check_citizen(
-        _apply_citizen_changes(current, changes), vietnam_today(instant)
-    )
-    return replace(
-        current, **vars(details), version=current.version + 1, updated_at=instant
-    )
+    details = _check_citizen(_apply_citizen_changes(current, changes), vietnam_today(instant))
+    return replace(current, **vars(details), version=current.version + 1, updated_at=instant)
 
 
 def _check_citizen(draft: CitizenDraft, today: date) -> _CitizenDetails:
@@ -127,15 +121,11 @@ def _check_citizen(draft: CitizenDraft, today: date) -> _CitizenDetails:
     date_of_birth = check_date_of_birth(draft.date_of_birth, today)
     gender = _check_gender(draft.gender)
     # Compare the id only with a birth date that passed its own checks.
-    national_id = validate_national_id(
-        draft.national_id, date_of_birth.value, gender.value
-    )
+    national_id = validate_national_id(draft.national_id, date_of_birth.value, gender.value)
     address = parse_address(draft.address)
     phone = parse_phone(draft.phone)
     email = parse_email(draft.email)
-    raise_if_invalid(
-        national_id, full_name, date_of_birth, gender, address, phone, email
-    )
+    raise_if_invalid(national_id, full_name, date_of_birth, gender, address, phone, email)
     return _CitizenDetails(
         national_id=national_id.unwrap(),
         full_name=full_name.unwrap(),
@@ -166,18 +156,12 @@ def _apply_citizen_changes(current: Citizen, changes: CitizenChanges) -> Citizen
 # --- Businesses ---------------------------------------------------------------------
 
 # DISSOLVED is final: a dissolved enterprise's record is closed, so nothing leaves it.
-ALLOWED_STATUS_CHANGES: Mapping[BusinessStatus, frozenset[BusinessStatus]] = (
-    MappingProxyType(
-        {
-            BusinessStatus.ACTIVE: frozenset(
-                {BusinessStatus.SUSPENDED, BusinessStatus.DISSOLVED}
-            ),
-            BusinessStatus.SUSPENDED: frozenset(
-                {BusinessStatus.ACTIVE, BusinessStatus.DISSOLVED}
-            ),
-            BusinessStatus.DISSOLVED: frozenset(),
-        }
-    )
+ALLOWED_STATUS_CHANGES: Mapping[BusinessStatus, frozenset[BusinessStatus]] = MappingProxyType(
+    {
+        BusinessStatus.ACTIVE: frozenset({BusinessStatus.SUSPENDED, BusinessStatus.DISSOLVED}),
+        BusinessStatus.SUSPENDED: frozenset({BusinessStatus.ACTIVE, BusinessStatus.DISSOLVED}),
+        BusinessStatus.DISSOLVED: frozenset(),
+    }
 )
 
 
@@ -186,9 +170,7 @@ class Business:
     registry_id: str
     enterprise_code: str
     name: str
-    legal_representative_id: (
-        str  # registry id of a citizen; the service checks it exists
-    )
+    legal_representative_id: str  # registry id of a citizen; the service checks it exists
     address: Address
     status: BusinessStatus
     business_lines: tuple[str, ...]  # VSIC 2018 codes, in the order given
@@ -246,9 +228,7 @@ def new_business(registry_id: str, draft: BusinessDraft, now: datetime) -> Busin
     )
 
 
-def update_business(
-    current: Business, changes: BusinessChanges, expected_version: int, now: datetime
-) -> Business:
+def update_business(current: Business, changes: BusinessChanges, expected_version: int, now: datetime) -> Business:
     """The next version of `current` with `changes` applied and everything re-validated.
 
     Raises Aborted for a stale version, InvalidArgument for bad fields, and
@@ -292,9 +272,7 @@ def _next_status(current: Business, requested: BusinessStatus | None) -> Busines
 def _check_business(draft: BusinessDraft) -> _BusinessDetails:
     enterprise_code = parse_enterprise_code(draft.enterprise_code)
     name = parse_business_name(draft.name)
-    representative = parse_registry_id(
-        draft.legal_representative_id, "legal_representative_id"
-    )
+    representative = parse_registry_id(draft.legal_representative_id, "legal_representative_id")
     address = parse_address(draft.address)
     business_lines = parse_business_lines(draft.business_lines)
     raise_if_invalid(enterprise_code, name, representative, address, business_lines)
@@ -307,15 +285,11 @@ def _check_business(draft: BusinessDraft) -> _BusinessDetails:
     )
 
 
-def _apply_business_changes(
-    current: Business, changes: BusinessChanges
-) -> BusinessDraft:
+def _apply_business_changes(current: Business, changes: BusinessChanges) -> BusinessDraft:
     return BusinessDraft(
         enterprise_code=_pick(changes.enterprise_code, current.enterprise_code),
         name=_pick(changes.name, current.name),
-        legal_representative_id=_pick(
-            changes.legal_representative_id, current.legal_representative_id
-        ),
+        legal_representative_id=_pick(changes.legal_representative_id, current.legal_representative_id),
         address=_pick(changes.address, current.address.as_draft()),
         business_lines=_pick(changes.business_lines, current.business_lines),
     )

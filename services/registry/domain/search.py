@@ -63,18 +63,14 @@ def rank(query_terms: Sequence[str], candidate_name: str) -> float:
     return 0.0
 
 
-def _prefixes_in_order(
-    query_terms: Sequence[str], candidate_terms: Sequence[str]
-) -> bool:
+def _prefixes_in_order(query_terms: Sequence[str], candidate_terms: Sequence[str]) -> bool:
     # Matching each query word to the earliest fitting candidate word is optimal: an
     # earlier pick leaves at least as many candidate words for the rest.
     remaining = iter(candidate_terms)
     return all(any(word.startswith(term) for word in remaining) for term in query_terms)
 
 
-def _prefixes_any_order(
-    query_terms: Sequence[str], candidate_terms: Sequence[str]
-) -> bool:
+def _prefixes_any_order(query_terms: Sequence[str], candidate_terms: Sequence[str]) -> bool:
     # Two query words that both prefix one candidate word are prefixes of each other, so
     # the sets of words each query word can take are nested or disjoint. Serving the
     # longest (most constrained) query words first is then always a perfect matching.

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench [name ...]` (figures printed as ratios against raw baselines). Not tests."""

@@ -1,0 +1,40 @@
+"""`python -m services.registry`: the registry service (gRPC on port 50051 by default).
+
+Settings come from the environment (kit.config): REGISTRY_DATABASE_URL (default SQLite
+var/registry.db), KAFKA_BOOTSTRAP_SERVERS, REGISTRY_GRPC_PORT. Migrations run at start-up.
+"""
+
+from __future__ import annotations
+
+from citydata.v1 import registry_pb2, registry_pb2_grpc
+
+from kit.clock import Clock, SystemClock
+from kit.grpc_server import ServiceHost, registrar
+from kit.runtime import ServiceRuntime, start_runtime
+from services.registry.api import TOPIC, RegistryServicer
+from services.registry.store import metadata, tables
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+
+
+def build_host(runtime: ServiceRuntime, clock: Clock | None = None, address: str | None = None) -> ServiceHost:
+    """The registry's gRPC server and outbox relay, wired to `runtime` (tests pass port 0)."""
+    servicer = RegistryServicer(runtime.uow, clock or SystemClock())
+    return ServiceHost(
+        service="registry",
+        address=address or runtime.settings.grpc_address,
+        registrars=[registrar(registry_pb2_grpc.add_RegistryServiceServicer_to_server, servicer)],
+        service_names=[SERVICE_NAME],
+        workers=[runtime.relay_worker()] if runtime.settings.relay_enabled else [],
+        grace_seconds=runtime.settings.shutdown_grace_seconds,
+    )
+
+
+def main() -> None:
+    runtime = start_runtime("registry", metadata, tables, [TOPIC])
+    build_host(runtime).run_until_signal()
+    runtime.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
