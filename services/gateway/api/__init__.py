@@ -1,0 +1,1 @@
+"""The gateway's gRPC edge: identity, admission, the generic proxy and GatewayService."""

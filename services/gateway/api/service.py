@@ -1,0 +1,93 @@
+"""GatewayService: the citizen's data tracker and the audit log's self-check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from citydata.v1 import gateway_pb2, gateway_pb2_grpc
+from google.protobuf import timestamp_pb2
+from sqlalchemy.orm import Session
+
+from kit.errors import FieldViolation, InvalidArgument
+from services.gateway import store
+from services.gateway.api.gate import Admission, CallRecord, Gatekeeper
+from services.gateway.api.messages import subjects_of
+from services.gateway.domain.audit import Subject, Verification, verify_chain
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
+
+def verify_audit_log(session: Session) -> Verification:
+    return verify_chain(store.chained_rows(session), store.chain_head(session))
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, gate: Gatekeeper, sessions: Callable[[], Session]) -> None:
+        self.gate = gate
+        self.sessions = sessions
+
+    def ListDataAccess(  # noqa: N802 - gRPC method name
+        self, request: gateway_pb2.ListDataAccessRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.ListDataAccessResponse:
+        def action(_admission: Admission, _call: CallRecord) -> gateway_pb2.ListDataAccessResponse:
+            subject, before, page_size = _page_query(request)
+            with self.sessions() as session:
+                rows = store.accesses_of(session, subject, before, page_size + 1)
+            page = rows[:page_size]
+            token = str(page[-1].sequence) if len(rows) > page_size else ""
+            return gateway_pb2.ListDataAccessResponse(accesses=[_access_pb(row) for row in page], next_page_token=token)
+
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/ListDataAccess",
+            "citydata.v1.ListDataAccessResponse",
+            action,
+            lambda call: call.subjects.update(subjects_of(request)),
+        )
+
+    def VerifyAuditLog(  # noqa: N802
+        self, request: gateway_pb2.VerifyAuditLogRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.VerifyAuditLogResponse:
+        def action(_admission: Admission, _call: CallRecord) -> gateway_pb2.VerifyAuditLogResponse:
+            with self.sessions() as session:
+                result = verify_audit_log(session)
+            return gateway_pb2.VerifyAuditLogResponse(
+                intact=result.intact,
+                rows_checked=result.rows_checked,
+                first_bad_sequence=result.first_bad_sequence,
+                problem=result.problem,
+            )
+
+        return self.gate.unary(context, f"{SERVICE}/VerifyAuditLog", "citydata.v1.VerifyAuditLogResponse", action)
+
+
+def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, int | None, int]:
+    which = request.WhichOneof("subject")
+    value = getattr(request, which) if which else ""
+    if not which or not value:
+        raise InvalidArgument([FieldViolation("subject", "give a national_id or a registry_id")])
+    if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+        raise InvalidArgument([FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
+    before: int | None = None
+    if request.page_token:
+        if not request.page_token.isdigit():
+            raise InvalidArgument([FieldViolation("page_token", "not a token this RPC returned")])
+        before = int(request.page_token)
+    return Subject(which, value), before, request.page_size or DEFAULT_PAGE_SIZE
+
+
+def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:
+    time = timestamp_pb2.Timestamp()
+    time.FromDatetime(row.entry.recorded_at)
+    return gateway_pb2.DataAccess(
+        sequence=row.sequence,
+        time=time,
+        agency=row.entry.agency,
+        method=row.entry.method,
+        purpose=row.entry.purpose,
+        outcome=row.entry.outcome,
+        trace_id=row.entry.trace_id,
+    )
