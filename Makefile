@@ -14,7 +14,7 @@ BUF := npx --yes @bufbuild/buf@1.50.0
 TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 
-.PHONY: help install tools proto infra-up infra-down run up down status test test-unit test-integration \
+.PHONY: help install tools proto catalogue k8s infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
 
 help: ## this list
@@ -63,7 +63,8 @@ $(HEALTH_PROBE):
 	@# only the module proxy is reachable here, not the checksum database
 	GOBIN=$(TOOLS) GOSUMDB=off go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
 
-tools: $(HEALTH_PROBE) ## checking tools the tests use (grpc-health-probe)
+tools: $(HEALTH_PROBE) ## checking tools the tests use (grpc-health-probe, kustomize, kubeconform)
+	@deploy/k8s/validate.sh --tools
 
 test: install tools infra-up ## the whole test suite against real Kafka and PostgreSQL
 	PATH="$(TOOLS):$$PATH" $(PY) -m pytest
@@ -76,6 +77,10 @@ lint: install ## ruff, mypy and buf lint
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	cd proto && $(BUF) lint
+	$(PY) -m kit.catalogue --check
+
+catalogue: install ## regenerate docs/events.md (the event catalogue) from the protos
+	$(PY) -m kit.catalogue
 
 fmt: install ## format the code
 	$(VENV)/bin/ruff format .
@@ -83,6 +88,9 @@ fmt: install ## format the code
 
 bench: install infra-up ## benchmarks (figures printed as ratios against raw baselines)
 	$(PY) -m bench
+
+k8s: ## render and strictly validate the Kubernetes manifests (base + overlays), offline
+	@deploy/k8s/validate.sh
 
 clean: ## remove generated code and the venv (keeps var/ data)
 	rm -rf gen $(VENV)

@@ -40,6 +40,24 @@ def current_trace_headers() -> dict[str, str]:
     return {k: v for k, v in carrier.items() if k in TRACE_HEADERS}
 
 
+def event_contract(message: Message | builtins.type[Message]) -> Any | None:
+    """The `(citydata.v1.event)` option of a payload message: topic, type, aggregate, key."""
+    from citydata.v1 import options_pb2
+
+    message_options = message.DESCRIPTOR.GetOptions()
+    if not message_options.HasExtension(options_pb2.event):
+        return None
+    return message_options.Extensions[options_pb2.event]
+
+
+def field_at(message: Message, path: str) -> str:
+    """The string value at a dotted field path (e.g. `citizen.registry_id`), or empty."""
+    value: Any = message
+    for name in path.split(".") if path else []:
+        value = getattr(value, name, "")
+    return value if isinstance(value, str) else ""
+
+
 def dataschema_of(message: Message) -> str:
     return f"proto:{message.DESCRIPTOR.full_name}"
 
@@ -56,6 +74,19 @@ class OutboundEvent:
     time: datetime | None = None
     event_id: str | None = None
     trace: dict[str, str] = field(default_factory=current_trace_headers)
+
+    def __post_init__(self) -> None:
+        contract = event_contract(self.payload)
+        if contract is None:
+            return
+        if (contract.topic, contract.type) != (self.topic, self.event_type):
+            raise ValueError(
+                f"{self.payload.DESCRIPTOR.full_name} is published as {contract.type} on {contract.topic}, "
+                f"not {self.event_type} on {self.topic}"
+            )
+        keyed = field_at(self.payload, contract.key)
+        if keyed and keyed != self.aggregate_id:
+            raise ValueError(f"the key of {contract.type} is {contract.key}={keyed!r}, not {self.aggregate_id!r}")
 
     def headers(self, source: str, time: datetime) -> dict[str, str]:
         """CloudEvent attributes as stored in the outbox row (strings, JSON-ready)."""

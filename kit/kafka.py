@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -12,6 +13,24 @@ from kafka.errors import TopicAlreadyExistsError
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 6
+
+
+def security_settings() -> dict[str, Any]:
+    """TLS and SASL/SCRAM for production brokers, from KAFKA_SECURITY_PROTOCOL (PLAINTEXT by default),
+    KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SSL_CAFILE."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    settings: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in {"SSL", "SASL_SSL"} and os.environ.get("KAFKA_SSL_CAFILE"):
+        settings["ssl_cafile"] = os.environ["KAFKA_SSL_CAFILE"]
+    if protocol.startswith("SASL"):
+        settings["sasl_mechanism"] = os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+        settings["sasl_plain_username"] = os.environ.get("KAFKA_SASL_USERNAME", "")
+        settings["sasl_plain_password"] = os.environ.get("KAFKA_SASL_PASSWORD", "")
+    return settings
+
+
+def replication_factor() -> int:
+    return int(os.environ.get("KAFKA_REPLICATION_FACTOR", "1"))
 
 
 def dlq_topic(topic: str) -> str:
@@ -29,6 +48,7 @@ def make_producer(bootstrap_servers: str, **overrides: Any) -> KafkaProducer:
         "max_in_flight_requests_per_connection": 5,
         "request_timeout_ms": 15000,
         "client_id": overrides.pop("client_id", "citydata"),
+        **security_settings(),
     }
     settings.update(overrides)
     return KafkaProducer(**settings)
@@ -44,6 +64,7 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: list[str], **ov
         "isolation_level": "read_committed",
         "max_poll_records": 200,
         "client_id": group_id,
+        **security_settings(),
     }
     settings.update(overrides)
     consumer = KafkaConsumer(**settings)
@@ -53,13 +74,13 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: list[str], **ov
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:
     """Create topics (and their DLQs) if missing; idempotent, safe for two replicas racing."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="citydata-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="citydata-admin", **security_settings())
     try:
         existing = set(admin.list_topics())
         wanted = [t for name in topics for t in (name, dlq_topic(name)) if t not in existing]
         if not wanted:
             return
-        new_topics = [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in wanted]
+        new_topics = [NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor()) for t in wanted]
         try:
             admin.create_topics(new_topics)
             log.info("created topics", extra={"topics": wanted})

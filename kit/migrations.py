@@ -26,6 +26,7 @@ MIGRATION_LOCK_ID = 0x0C17_DA7A_FFFF
 def alembic_config(service: str, metadata: MetaData) -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "alembic"))
+    config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(REPO_ROOT / "services" / service / "migrations" / "versions"))
     config.attributes["metadata"] = metadata
     return config
