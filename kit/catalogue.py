@@ -54,8 +54,15 @@ def _descriptor_set() -> descriptor_pb2.FileDescriptorSet:
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "set.pb"
         subprocess.run(
-            [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO_ROOT}", "--include_source_info",
-             f"--descriptor_set_out={out}", *protos],
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{PROTO_ROOT}",
+                "--include_source_info",
+                f"--descriptor_set_out={out}",
+                *protos,
+            ],
             check=True,
         )
         return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
@@ -97,8 +104,17 @@ def collect_events() -> list[EventEntry]:
                 )
                 for number, field in enumerate(message.field)
             )
-            entries.append(EventEntry(option["topic"], option["type"], option["aggregate"], option["key"],
-                                      f"{file.package}.{message.name}", comments.get((4, index), ""), fields))
+            entries.append(
+                EventEntry(
+                    option["topic"],
+                    option["type"],
+                    option["aggregate"],
+                    option["key"],
+                    f"{file.package}.{message.name}",
+                    comments.get((4, index), ""),
+                    fields,
+                )
+            )
     return sorted(entries, key=lambda e: (e.topic, e.type))
 
 
@@ -134,8 +150,12 @@ def render(entries: list[EventEntry]) -> str:
             lines += ["", f"### `{event.type}`", ""]
             if event.comment:
                 lines += [event.comment, ""]
-            lines += [f"Payload `{event.message}`, aggregate `{event.aggregate}`, key `{event.key}`.", "",
-                      "| field | type | meaning |", "| --- | --- | --- |"]
+            lines += [
+                f"Payload `{event.message}`, aggregate `{event.aggregate}`, key `{event.key}`.",
+                "",
+                "| field | type | meaning |",
+                "| --- | --- | --- |",
+            ]
             lines += [f"| `{name}` | `{kind}` | {comment} |" for name, kind, comment in event.fields]
     return "\n".join(lines) + "\n"
 

@@ -80,7 +80,9 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = D
         wanted = [t for name in topics for t in (name, dlq_topic(name)) if t not in existing]
         if not wanted:
             return
-        new_topics = [NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor()) for t in wanted]
+        new_topics = [
+            NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor()) for t in wanted
+        ]
         try:
             admin.create_topics(new_topics)
             log.info("created topics", extra={"topics": wanted})
