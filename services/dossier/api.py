@@ -1,0 +1,305 @@
+"""citydata.v1.DossierService: request validation → lifecycle → one transaction per call."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import uuid4
+
+import grpc
+from citydata.v1 import dossier_pb2 as pb
+from citydata.v1 import dossier_pb2_grpc
+from google.protobuf.message import Message
+from sqlalchemy.orm import Session
+
+from kit.clock import Clock
+from kit.db import UnitOfWork
+from kit.errors import FieldViolation, InvalidArgument, NotFound, ViolationCollector
+from kit.idempotency import run_idempotent
+from services.dossier import store
+from services.dossier.domain.applicants import ApplicantDirectory
+from services.dossier.domain.calendar import LOCAL_TIME
+from services.dossier.domain.lifecycle import (
+    Accept,
+    Command,
+    Dossier,
+    Lifecycle,
+    NewDossier,
+    Pay,
+    Reject,
+    RequestSupplement,
+    Resolve,
+    Resubmit,
+    Return,
+    Withdraw,
+    dossier_number,
+    with_number,
+)
+from services.dossier.domain.procedures import Procedure
+from services.dossier.importer import DossierImporter
+from services.dossier.messages import (
+    applicant_kind_of,
+    channel_of,
+    dossier_pb,
+    from_timestamp,
+    procedure_pb,
+    state_of,
+    time_unit_pb,
+    timestamp,
+    transition_pb,
+)
+from services.dossier.persistence import save_changed, save_new
+
+R = TypeVar("R", bound=Message)
+SERVICE_NAME = "citydata.v1.DossierService"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_ID_LENGTH = 64
+MAX_SPAN_DAYS = 366 * 20
+
+
+class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
+    def __init__(
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        lifecycle: Lifecycle,
+        applicants: ApplicantDirectory,
+        clock: Clock,
+        import_chunk_size: int = 500,
+    ) -> None:
+        self._new_uow = new_uow
+        self._lifecycle = lifecycle
+        self._applicants = applicants
+        self._clock = clock
+        self._importer = DossierImporter(new_uow, lifecycle, applicants, clock, import_chunk_size)
+
+    # --- mutations --------------------------------------------------------------------------
+
+    def SubmitDossier(self, request: pb.SubmitDossierRequest, context: Any) -> pb.SubmitDossierResponse:  # noqa: N802
+        bad = ViolationCollector()
+        _require_id(bad, "procedure_code", request.procedure_code)
+        _require_id(bad, "applicant_registry_id", request.applicant_registry_id)
+        kind, channel = applicant_kind_of(request.applicant_kind), channel_of(request.channel)
+        if kind is None:
+            bad.add("applicant_kind", "required: CITIZEN or BUSINESS")
+        if channel is None:
+            bad.add("channel", "required: COUNTER, POST or ONLINE")
+        bad.raise_if_any()
+        assert kind is not None and channel is not None
+
+        def action(uow: UnitOfWork) -> pb.SubmitDossierResponse:
+            procedure = store.get_procedure(uow.session, request.procedure_code)
+            if procedure is None:
+                raise InvalidArgument([FieldViolation("procedure_code", "no procedure with this code")])
+            if not self._applicants.exists(kind, request.applicant_registry_id):
+                raise InvalidArgument(
+                    [FieldViolation("applicant_registry_id", f"no {kind.value.lower()} with this id")]
+                )
+            now = self._clock.now()
+            new = NewDossier(str(uuid4()), "", request.applicant_registry_id, kind, channel)
+            submitted = self._lifecycle.submit(new, procedure, now)
+            key = (procedure.agency_code, now.astimezone(LOCAL_TIME).date())
+            sequence = store.reserve_numbers(uow.session, {key: 1})[key]
+            outcome = with_number(submitted, dossier_number(procedure.agency_code, now, sequence))
+            save_new(uow, [outcome])
+            return pb.SubmitDossierResponse(dossier=dossier_pb(outcome.dossier))
+
+        return run_idempotent(
+            self._new_uow, "SubmitDossier", request.idempotency_key, request, pb.SubmitDossierResponse, action
+        )
+
+    def RecordPayment(self, request: pb.RecordPaymentRequest, context: Any) -> pb.RecordPaymentResponse:  # noqa: N802
+        command = Pay(request.payment_reference, request.amount_vnd)
+        return self._step("RecordPayment", request, pb.RecordPaymentResponse, command)
+
+    def AcceptDossier(self, request: pb.AcceptDossierRequest, context: Any) -> pb.AcceptDossierResponse:  # noqa: N802
+        return self._step("AcceptDossier", request, pb.AcceptDossierResponse, Accept())
+
+    def RequestSupplement(  # noqa: N802
+        self, request: pb.RequestSupplementRequest, context: Any
+    ) -> pb.RequestSupplementResponse:
+        return self._step("RequestSupplement", request, pb.RequestSupplementResponse, RequestSupplement(request.note))
+
+    def ResubmitDossier(self, request: pb.ResubmitDossierRequest, context: Any) -> pb.ResubmitDossierResponse:  # noqa: N802
+        return self._step("ResubmitDossier", request, pb.ResubmitDossierResponse, Resubmit())
+
+    def ResolveDossier(self, request: pb.ResolveDossierRequest, context: Any) -> pb.ResolveDossierResponse:  # noqa: N802
+        return self._step("ResolveDossier", request, pb.ResolveDossierResponse, Resolve())
+
+    def ReturnResult(self, request: pb.ReturnResultRequest, context: Any) -> pb.ReturnResultResponse:  # noqa: N802
+        return self._step("ReturnResult", request, pb.ReturnResultResponse, Return())
+
+    def RejectDossier(self, request: pb.RejectDossierRequest, context: Any) -> pb.RejectDossierResponse:  # noqa: N802
+        return self._step("RejectDossier", request, pb.RejectDossierResponse, Reject(request.reason))
+
+    def WithdrawDossier(self, request: pb.WithdrawDossierRequest, context: Any) -> pb.WithdrawDossierResponse:  # noqa: N802
+        return self._step("WithdrawDossier", request, pb.WithdrawDossierResponse, Withdraw())
+
+    def _step(self, method: str, request: Any, response_type: type[R], command: Command) -> R:
+        """One lifecycle step on a locked dossier; an invalid one rolls back and changes nothing."""
+        bad = ViolationCollector()
+        _require_id(bad, "dossier_id", request.dossier_id)
+        bad.raise_if_any()
+
+        def action(uow: UnitOfWork) -> R:
+            dossier = _dossier(uow.session, request.dossier_id, for_update=True)
+            procedure = _procedure(uow.session, dossier.procedure_code)
+            outcome = self._lifecycle.apply(dossier, command, procedure, self._clock.now())
+            save_changed(uow, outcome)
+            return response_type(dossier=dossier_pb(outcome.dossier))
+
+        return run_idempotent(self._new_uow, method, request.idempotency_key, request, response_type, action)
+
+    def ImportDossiers(  # noqa: N802
+        self, request_iterator: Iterator[pb.ImportDossiersRequest], context: Any
+    ) -> pb.ImportDossiersResponse:
+        return self._importer.run(request_iterator)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def GetDossier(self, request: pb.GetDossierRequest, context: Any) -> pb.GetDossierResponse:  # noqa: N802
+        bad = ViolationCollector()
+        _require_id(bad, "dossier_id", request.dossier_id)
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            dossier = _dossier(uow.session, request.dossier_id)
+            entries = store.timeline(uow.session, dossier.dossier_id)
+        return pb.GetDossierResponse(dossier=dossier_pb(dossier), timeline=[transition_pb(t) for t in entries])
+
+    def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> pb.ListDossiersResponse:  # noqa: N802
+        where, after, size = _list_query(request)
+        with self._new_uow() as uow:
+            page = store.list_dossiers(uow.session, where, after, size + 1)
+        response = pb.ListDossiersResponse(dossiers=[dossier_pb(d) for d in page[:size]])
+        if len(page) > size:
+            response.next_page_token = _page_token(page[size - 1], where)
+        return response
+
+    def GetDueDate(self, request: pb.GetDueDateRequest, context: Any) -> pb.GetDueDateResponse:  # noqa: N802
+        bad = ViolationCollector()
+        _require_id(bad, "procedure_code", request.procedure_code)
+        if not request.HasField("received_at"):
+            bad.add("received_at", "required")
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            procedure = _procedure(uow.session, request.procedure_code)
+        due = procedure.due_at(self._lifecycle.calendar, from_timestamp(request.received_at))
+        return pb.GetDueDateResponse(
+            due_at=timestamp(due),
+            processing_time=procedure.processing_time,
+            time_unit=time_unit_pb(procedure.time_unit),  # type: ignore[arg-type]
+        )
+
+    def GetWorkingDays(self, request: pb.GetWorkingDaysRequest, context: Any) -> pb.GetWorkingDaysResponse:  # noqa: N802
+        bad = ViolationCollector()
+        start = _date(bad, "start_date", request.start_date)
+        end = _date(bad, "end_date", request.end_date)
+        if start and end and abs((end - start).days) > MAX_SPAN_DAYS:
+            bad.add("end_date", f"at most {MAX_SPAN_DAYS} days from start_date")
+        bad.raise_if_any()
+        assert start is not None and end is not None
+        return pb.GetWorkingDaysResponse(working_days=self._lifecycle.calendar.working_days_between(start, end))
+
+    def GetApologyLetter(self, request: pb.GetApologyLetterRequest, context: Any) -> pb.GetApologyLetterResponse:  # noqa: N802
+        bad = ViolationCollector()
+        _require_id(bad, "dossier_id", request.dossier_id)
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            _dossier(uow.session, request.dossier_id)
+        # Letters are issued by the apology workflow (not built yet): none exists so far.
+        raise NotFound("apology letter", request.dossier_id)
+
+    def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> pb.GetProcedureResponse:  # noqa: N802
+        bad = ViolationCollector()
+        _require_id(bad, "code", request.code)
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            procedure = _procedure(uow.session, request.code)
+        return pb.GetProcedureResponse(procedure=procedure_pb(procedure))
+
+
+def add_to_server(servicer: DossierServicer, server: grpc.Server) -> None:
+    dossier_pb2_grpc.add_DossierServiceServicer_to_server(servicer, server)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _require_id(bad: ViolationCollector, name: str, value: str) -> None:
+    if not value.strip():
+        bad.add(name, "required")
+    elif len(value) > MAX_ID_LENGTH:
+        bad.add(name, f"at most {MAX_ID_LENGTH} characters")
+
+
+def _dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dossier:
+    dossier = store.get_dossier(session, dossier_id, for_update=for_update)
+    if dossier is None:
+        raise NotFound("dossier", dossier_id)
+    return dossier
+
+
+def _procedure(session: Session, code: str) -> Procedure:
+    procedure = store.get_procedure(session, code)
+    if procedure is None:
+        raise NotFound("procedure", code)
+    return procedure
+
+
+def _date(bad: ViolationCollector, name: str, text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        bad.add(name, f"expected YYYY-MM-DD, got {text!r}")
+        return None
+
+
+def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, tuple[datetime, str] | None, int]:
+    bad = ViolationCollector()
+    if request.page_size < 0:
+        bad.add("page_size", "must not be negative")
+    states = []
+    for index, value in enumerate(request.states):
+        state = state_of(value) if value in pb.DossierState.values() else None
+        if state is None:
+            bad.add(f"states[{index}]", "not a dossier state")
+        else:
+            states.append(state)
+    where = store.DossierFilter(
+        agency_code=request.agency_code,
+        states=tuple(states),
+        overdue=request.overdue if request.HasField("overdue") else None,
+        received_from=from_timestamp(request.received_from) if request.HasField("received_from") else None,
+        received_to=from_timestamp(request.received_to) if request.HasField("received_to") else None,
+    )
+    after = _parse_page_token(bad, request.page_token, where) if request.page_token else None
+    bad.raise_if_any()
+    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    return where, after, size
+
+
+def _filter_fingerprint(where: store.DossierFilter) -> str:
+    return hashlib.sha256(repr(where).encode()).hexdigest()[:16]
+
+
+def _page_token(last: Dossier, where: store.DossierFilter) -> str:
+    body = {"r": last.received_at.isoformat(), "i": last.dossier_id, "f": _filter_fingerprint(where)}
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+
+
+def _parse_page_token(bad: ViolationCollector, token: str, where: store.DossierFilter) -> tuple[datetime, str] | None:
+    try:
+        body = json.loads(base64.urlsafe_b64decode(token.encode()))
+        after = (datetime.fromisoformat(body["r"]), str(body["i"]))
+        fingerprint = body["f"]
+    except (ValueError, KeyError, TypeError):
+        bad.add("page_token", "not a token from ListDossiers")
+        return None
+    if fingerprint != _filter_fingerprint(where):
+        bad.add("page_token", "was issued for different filters")
+        return None
+    return after

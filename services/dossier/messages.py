@@ -1,0 +1,199 @@
+"""Domain values ↔ citydata.v1 protobuf messages, and domain events → outbox events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from citydata.v1 import dossier_pb2 as pb
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kit.events import OutboundEvent
+from services.dossier.domain.lifecycle import (
+    APOLOGY_REQUIRED,
+    ApplicantKind,
+    Channel,
+    Dossier,
+    DossierEvent,
+    Outcome,
+    State,
+    Transition,
+)
+from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+
+TOPIC = "citydata.dossier.v1"
+AGGREGATE = "dossier"
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def state_pb(state: State) -> int:
+    return int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}"))
+
+
+def state_of(value: int) -> State | None:
+    name = pb.DossierState.Name(value).removeprefix("DOSSIER_STATE_")
+    return State(name) if name != "UNSPECIFIED" else None
+
+
+def channel_pb(channel: Channel) -> int:
+    return int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{channel.value}"))
+
+
+def channel_of(value: int) -> Channel | None:
+    name = pb.DossierChannel.Name(value).removeprefix("DOSSIER_CHANNEL_")
+    return Channel(name) if name != "UNSPECIFIED" else None
+
+
+def applicant_kind_pb(kind: ApplicantKind) -> int:
+    return int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{kind.value}"))
+
+
+def applicant_kind_of(value: int) -> ApplicantKind | None:
+    name = pb.DossierApplicantKind.Name(value).removeprefix("DOSSIER_APPLICANT_KIND_")
+    return ApplicantKind(name) if name != "UNSPECIFIED" else None
+
+
+def enum_number(enum_type: Any, prefix: str, value: int) -> bool:
+    """Whether `value` is a defined, non-zero number of the enum (unknown numbers are bad input)."""
+    return value != 0 and value in enum_type.values() and enum_type.Name(value).startswith(prefix)
+
+
+def dossier_pb(dossier: Dossier) -> pb.Dossier:
+    return pb.Dossier(
+        dossier_id=dossier.dossier_id,
+        number=dossier.number,
+        procedure_code=dossier.procedure_code,
+        agency_code=dossier.agency_code,
+        applicant_registry_id=dossier.applicant_registry_id,
+        applicant_kind=applicant_kind_pb(dossier.applicant_kind),  # type: ignore[arg-type]
+        channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
+        state=state_pb(dossier.state),  # type: ignore[arg-type]
+        received_at=timestamp(dossier.received_at),
+        clock_started_at=timestamp(dossier.clock_started_at),
+        due_at=timestamp(dossier.due_at),
+        resolved_at=timestamp(dossier.resolved_at),
+        on_time=bool(dossier.on_time),
+        working_days_used=dossier.working_days_used or 0,
+        missed_deadlines=dossier.missed_deadlines,
+        reason=dossier.reason,
+        payment_reference=dossier.payment_reference,
+        paid_amount_vnd=dossier.paid_amount_vnd,
+        update_time=timestamp(dossier.updated_at),
+    )
+
+
+def transition_pb(transition: Transition) -> pb.DossierTransition:
+    return pb.DossierTransition(
+        action=transition.action.value,
+        from_state=state_pb(transition.from_state),  # type: ignore[arg-type]
+        to_state=state_pb(transition.to_state),  # type: ignore[arg-type]
+        occurred_at=timestamp(transition.at),
+        note=transition.note,
+    )
+
+
+def procedure_pb(procedure: Procedure) -> pb.Procedure:
+    levels = {
+        AuthorityLevel.CITY: pb.PROCEDURE_AUTHORITY_LEVEL_CITY,
+        AuthorityLevel.DISTRICT: pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT,
+        AuthorityLevel.COMMUNE: pb.PROCEDURE_AUTHORITY_LEVEL_COMMUNE,
+    }
+    return pb.Procedure(
+        code=procedure.code,
+        name=procedure.name,
+        field=procedure.field,
+        authority_level=levels[procedure.authority_level],
+        agency_code=procedure.agency_code,
+        processing_time=procedure.processing_time,
+        time_unit=time_unit_pb(procedure.time_unit),  # type: ignore[arg-type]
+        online_level=procedure.online_level,
+        fee_vnd=procedure.fee_vnd,
+        abolished_from=procedure.abolished_from.isoformat() if procedure.abolished_from else "",
+    )
+
+
+def time_unit_pb(unit: TimeUnit) -> int:
+    return int(pb.ProcedureTimeUnit.Value(f"PROCEDURE_TIME_UNIT_{unit.value}"))
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def _header(event: DossierEvent) -> pb.DossierEventHeader:
+    dossier = event.dossier
+    return pb.DossierEventHeader(
+        dossier_id=dossier.dossier_id,
+        number=dossier.number,
+        procedure_code=dossier.procedure_code,
+        agency_code=dossier.agency_code,
+        state=state_pb(dossier.state),  # type: ignore[arg-type]
+        occurred_at=timestamp(event.at),
+        received_at=timestamp(dossier.received_at),
+        due_at=timestamp(dossier.due_at),
+        applicant_registry_id=dossier.applicant_registry_id,
+        imported=dossier.imported,
+    )
+
+
+def _received(event: DossierEvent, details: Mapping[str, Any]) -> Message:
+    return pb.DossierReceived(
+        header=_header(event),
+        channel=channel_pb(event.dossier.channel),  # type: ignore[arg-type]
+        applicant_kind=applicant_kind_pb(event.dossier.applicant_kind),  # type: ignore[arg-type]
+    )
+
+
+def _apology(event: DossierEvent, details: Mapping[str, Any]) -> Message:
+    return pb.DossierApologyRequired(
+        header=_header(event),
+        missed_due_at=timestamp(details["missed_due_at"]),
+        applicant_registry_id=event.dossier.applicant_registry_id,
+        applicant_kind=applicant_kind_pb(event.dossier.applicant_kind),  # type: ignore[arg-type]
+    )
+
+
+_PAYLOADS: Mapping[str, Callable[[DossierEvent, Mapping[str, Any]], Message]] = {
+    "dossier.received": _received,
+    "dossier.payment_recorded": lambda e, d: pb.DossierPaymentRecorded(
+        header=_header(e), payment_reference=d["payment_reference"], amount_vnd=d["amount_vnd"]
+    ),
+    "dossier.accepted": lambda e, d: pb.DossierAccepted(header=_header(e)),
+    "dossier.supplement_requested": lambda e, d: pb.DossierSupplementRequested(header=_header(e), note=d["note"]),
+    "dossier.resubmitted": lambda e, d: pb.DossierResubmitted(header=_header(e)),
+    "dossier.resolved": lambda e, d: pb.DossierResolved(
+        header=_header(e), on_time=d["on_time"], working_days_used=d["working_days_used"]
+    ),
+    "dossier.returned": lambda e, d: pb.DossierReturned(header=_header(e)),
+    "dossier.rejected": lambda e, d: pb.DossierRejected(header=_header(e), reason=d["reason"]),
+    "dossier.withdrawn": lambda e, d: pb.DossierWithdrawn(header=_header(e)),
+    "dossier.overdue": lambda e, d: pb.DossierOverdue(header=_header(e), missed_due_at=timestamp(d["missed_due_at"])),
+    APOLOGY_REQUIRED: _apology,
+}
+
+
+def outbound_events(outcome: Outcome) -> list[OutboundEvent]:
+    """The outbox events of an outcome, in order, timed when they happened."""
+    return [
+        OutboundEvent(
+            TOPIC,
+            AGGREGATE,
+            event.dossier.dossier_id,
+            event.event_type,
+            _PAYLOADS[event.event_type](event, event.details),
+            time=event.at,
+        )
+        for event in outcome.events
+    ]

@@ -1,0 +1,32 @@
+"""Writing the outcome of lifecycle steps: the dossier row, its timeline and its outbox events,
+all in the caller's unit of work (one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kit.db import UnitOfWork
+from services.dossier import store
+from services.dossier.domain.lifecycle import Outcome
+from services.dossier.messages import outbound_events
+
+
+def save_new(uow: UnitOfWork, outcomes: Sequence[Outcome], import_keys: Sequence[str | None] = ()) -> None:
+    if not outcomes:
+        return
+    store.insert_dossiers(uow.session, [o.dossier for o in outcomes], import_keys)
+    _record(uow, outcomes)
+
+
+def save_changed(uow: UnitOfWork, outcome: Outcome) -> None:
+    store.update_dossier(uow.session, outcome.dossier)
+    _record(uow, [outcome])
+
+
+def _record(uow: UnitOfWork, outcomes: Sequence[Outcome]) -> None:
+    store.add_transitions(
+        uow.session, [(o.dossier.dossier_id, transition) for o in outcomes for transition in o.transitions]
+    )
+    for outcome in outcomes:
+        for event in outbound_events(outcome):
+            uow.publish(event)

@@ -1,0 +1,33 @@
+"""The ApplicantDirectory backed by the registry service (GetCitizen / GetBusiness)."""
+
+from __future__ import annotations
+
+import grpc
+from citydata.v1 import registry_pb2, registry_pb2_grpc
+
+from kit.errors import Unavailable
+from services.dossier.domain.lifecycle import ApplicantKind
+
+_ABSENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+
+
+class RegistryApplicantDirectory:
+    def __init__(self, address: str, timeout_seconds: float = 3.0) -> None:
+        self._channel = grpc.insecure_channel(address)
+        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        self._timeout = timeout_seconds
+
+    def exists(self, kind: ApplicantKind, registry_id: str) -> bool:
+        try:
+            if kind is ApplicantKind.CITIZEN:
+                self._stub.GetCitizen(registry_pb2.GetCitizenRequest(registry_id=registry_id), timeout=self._timeout)
+            else:
+                self._stub.GetBusiness(registry_pb2.GetBusinessRequest(registry_id=registry_id), timeout=self._timeout)
+        except grpc.RpcError as error:
+            if error.code() in _ABSENT:  # type: ignore[attr-defined]
+                return False
+            raise Unavailable(f"the registry cannot confirm the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
+        return True
+
+    def close(self) -> None:
+        self._channel.close()

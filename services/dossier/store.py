@@ -1,0 +1,378 @@
+"""The dossier service's tables and the queries on them (SQLAlchemy Core; PostgreSQL or SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kit.db import BigId, UtcDateTime, platform_tables, utc
+from services.dossier.domain.lifecycle import (
+    CLOCK_RUNNING,
+    Action,
+    ApplicantKind,
+    Channel,
+    Dossier,
+    State,
+    Transition,
+)
+from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+
+metadata = MetaData()
+tables = platform_tables(metadata)
+
+procedures = Table(
+    "procedures",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(500), nullable=False),
+    Column("field", String(200), nullable=False),
+    Column("authority_level", String(16), nullable=False),
+    Column("agency_code", String(32), nullable=False),
+    Column("agency_name", String(200), nullable=False),
+    Column("processing_time", Integer, nullable=False),
+    Column("time_unit", String(16), nullable=False),
+    Column("online_level", Integer, nullable=False),
+    Column("fee_vnd", BigInteger, nullable=False),
+    Column("abolished_from", Date, nullable=True),
+)
+
+dossiers = Table(
+    "dossiers",
+    metadata,
+    Column("dossier_id", String(36), primary_key=True),
+    Column("number", String(64), nullable=False, unique=True),
+    Column("procedure_code", String(32), nullable=False),
+    Column("agency_code", String(32), nullable=False),
+    Column("applicant_registry_id", String(64), nullable=False),
+    Column("applicant_kind", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("clock_started_at", UtcDateTime(), nullable=True),
+    Column("due_at", UtcDateTime(), nullable=True),
+    Column("overdue_at", UtcDateTime(), nullable=True),
+    Column("missed_deadlines", Integer, nullable=False, default=0),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("on_time", Boolean, nullable=True),
+    Column("working_days_used", Integer, nullable=True),
+    Column("reason", String(2000), nullable=False, default=""),
+    Column("payment_reference", String(128), nullable=False, default=""),
+    Column("paid_amount_vnd", BigInteger, nullable=False, default=0),
+    Column("imported", Boolean, nullable=False, default=False),
+    Column("import_key", String(128), nullable=True, unique=True),
+)
+_WATCHED_STATES = sorted(state.value for state in CLOCK_RUNNING)
+_WATCHED = and_(dossiers.c.overdue_at.is_(None), dossiers.c.state.in_(_WATCHED_STATES))
+# The deadline watcher's index: only dossiers whose clock runs and whose deadline is not yet
+# settled, so each tick costs what falls due, not what is open.
+Index("ix_dossiers_watch_due", dossiers.c.due_at, postgresql_where=_WATCHED, sqlite_where=_WATCHED)
+Index("ix_dossiers_received", dossiers.c.received_at, dossiers.c.dossier_id)
+Index("ix_dossiers_agency_received", dossiers.c.agency_code, dossiers.c.received_at)
+
+transitions = Table(
+    "dossier_transitions",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("dossier_id", String(36), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(32), nullable=False),
+    Column("to_state", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("note", String(2000), nullable=False, default=""),
+)
+
+number_sequences = Table(
+    "dossier_number_sequences",
+    metadata,
+    Column("agency_code", String(32), primary_key=True),
+    Column("day", String(6), primary_key=True),
+    Column("last_value", Integer, nullable=False),
+)
+
+
+# --- procedures -----------------------------------------------------------------------------
+
+
+def procedure_from_row(row: Row[Any]) -> Procedure:
+    return Procedure(
+        code=row.code,
+        name=row.name,
+        field=row.field,
+        authority_level=AuthorityLevel(row.authority_level),
+        agency_code=row.agency_code,
+        agency_name=row.agency_name,
+        processing_time=row.processing_time,
+        time_unit=TimeUnit(row.time_unit),
+        online_level=row.online_level,
+        fee_vnd=row.fee_vnd,
+        abolished_from=row.abolished_from,
+    )
+
+
+def procedure_values(procedure: Procedure) -> dict[str, Any]:
+    return {
+        "code": procedure.code,
+        "name": procedure.name,
+        "field": procedure.field,
+        "authority_level": procedure.authority_level.value,
+        "agency_code": procedure.agency_code,
+        "agency_name": procedure.agency_name,
+        "processing_time": procedure.processing_time,
+        "time_unit": procedure.time_unit.value,
+        "online_level": procedure.online_level,
+        "fee_vnd": procedure.fee_vnd,
+        "abolished_from": procedure.abolished_from,
+    }
+
+
+def get_procedure(session: Session, code: str) -> Procedure | None:
+    row = session.execute(select(procedures).where(procedures.c.code == code)).first()
+    return procedure_from_row(row) if row else None
+
+
+def get_procedures(session: Session, codes: Iterable[str]) -> dict[str, Procedure]:
+    rows = session.execute(select(procedures).where(procedures.c.code.in_(sorted(set(codes))))).all()
+    return {row.code: procedure_from_row(row) for row in rows}
+
+
+def count_procedures(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(procedures)).scalar_one())
+
+
+def upsert_procedures(session: Session, items: Sequence[Procedure]) -> None:
+    """Insert new codes, overwrite existing ones: loading the same file twice changes nothing."""
+    if not items:
+        return
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(procedures)
+    changed = {column.name: statement.excluded[column.name] for column in procedures.columns if column.name != "code"}
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["code"], set_=changed), [procedure_values(p) for p in items]
+    )
+
+
+# --- dossiers -------------------------------------------------------------------------------
+
+
+def dossier_from_row(row: Row[Any]) -> Dossier:
+    return Dossier(
+        dossier_id=row.dossier_id,
+        number=row.number,
+        procedure_code=row.procedure_code,
+        agency_code=row.agency_code,
+        applicant_registry_id=row.applicant_registry_id,
+        applicant_kind=ApplicantKind(row.applicant_kind),
+        channel=Channel(row.channel),
+        state=State(row.state),
+        received_at=utc(row.received_at),
+        updated_at=utc(row.updated_at),
+        clock_started_at=_utc_or_none(row.clock_started_at),
+        due_at=_utc_or_none(row.due_at),
+        overdue_at=_utc_or_none(row.overdue_at),
+        missed_deadlines=row.missed_deadlines,
+        resolved_at=_utc_or_none(row.resolved_at),
+        on_time=row.on_time,
+        working_days_used=row.working_days_used,
+        reason=row.reason,
+        payment_reference=row.payment_reference,
+        paid_amount_vnd=row.paid_amount_vnd,
+        imported=row.imported,
+    )
+
+
+def dossier_values(dossier: Dossier) -> dict[str, Any]:
+    return {
+        "dossier_id": dossier.dossier_id,
+        "number": dossier.number,
+        "procedure_code": dossier.procedure_code,
+        "agency_code": dossier.agency_code,
+        "applicant_registry_id": dossier.applicant_registry_id,
+        "applicant_kind": dossier.applicant_kind.value,
+        "channel": dossier.channel.value,
+        "state": dossier.state.value,
+        "received_at": dossier.received_at,
+        "updated_at": dossier.updated_at,
+        "clock_started_at": dossier.clock_started_at,
+        "due_at": dossier.due_at,
+        "overdue_at": dossier.overdue_at,
+        "missed_deadlines": dossier.missed_deadlines,
+        "resolved_at": dossier.resolved_at,
+        "on_time": dossier.on_time,
+        "working_days_used": dossier.working_days_used,
+        "reason": dossier.reason,
+        "payment_reference": dossier.payment_reference,
+        "paid_amount_vnd": dossier.paid_amount_vnd,
+        "imported": dossier.imported,
+    }
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return utc(value) if value is not None else None
+
+
+def get_dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dossier | None:
+    """`for_update` locks the row until commit, so a step and the deadline watcher serialise."""
+    query = select(dossiers).where(dossiers.c.dossier_id == dossier_id)
+    if for_update:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    return dossier_from_row(row) if row else None
+
+
+def insert_dossiers(session: Session, items: Sequence[Dossier], import_keys: Sequence[str | None] = ()) -> None:
+    keys = list(import_keys) or [None] * len(items)
+    session.execute(
+        insert(dossiers), [{**dossier_values(d), "import_key": k} for d, k in zip(items, keys, strict=True)]
+    )
+
+
+def update_dossier(session: Session, dossier: Dossier) -> None:
+    values = dossier_values(dossier)
+    del values["dossier_id"]
+    session.execute(update(dossiers).where(dossiers.c.dossier_id == dossier.dossier_id).values(**values))
+
+
+def add_transitions(session: Session, entries: Sequence[tuple[str, Transition]]) -> None:
+    if not entries:
+        return
+    session.execute(
+        insert(transitions),
+        [
+            {
+                "dossier_id": dossier_id,
+                "action": t.action.value,
+                "from_state": t.from_state.value,
+                "to_state": t.to_state.value,
+                "occurred_at": t.at,
+                "note": t.note,
+            }
+            for dossier_id, t in entries
+        ],
+    )
+
+
+def timeline(session: Session, dossier_id: str) -> list[Transition]:
+    rows = session.execute(
+        select(transitions).where(transitions.c.dossier_id == dossier_id).order_by(transitions.c.seq)
+    ).all()
+    return [
+        Transition(Action(r.action), State(r.from_state), State(r.to_state), utc(r.occurred_at), r.note) for r in rows
+    ]
+
+
+def reserve_numbers(session: Session, wanted: Mapping[tuple[str, date], int]) -> dict[tuple[str, date], int]:
+    """Reserves, per (agency, local day), that many consecutive daily sequence numbers in one
+    statement; returns the first of each block. The upsert's row locks (taken in key order)
+    make concurrent submissions and imports take distinct numbers."""
+    if not wanted:
+        return {}
+    keys = sorted(wanted)
+    rows = [
+        {"agency_code": agency, "day": f"{day:%y%m%d}", "last_value": wanted[(agency, day)]} for agency, day in keys
+    ]
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    upsert = dialect_insert(number_sequences).values(rows)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["agency_code", "day"],
+        set_={"last_value": number_sequences.c.last_value + upsert.excluded.last_value},
+    ).returning(number_sequences.c.agency_code, number_sequences.c.day, number_sequences.c.last_value)
+    last = {(row.agency_code, row.day): row.last_value for row in session.execute(statement)}
+    return {(agency, day): last[(agency, f"{day:%y%m%d}")] - wanted[(agency, day)] + 1 for agency, day in keys}
+
+
+def imported_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = session.execute(select(dossiers.c.import_key).where(dossiers.c.import_key.in_(keys))).all()
+    return {row.import_key for row in rows}
+
+
+# --- the deadline watcher's queries ---------------------------------------------------------
+
+
+def lock_past_due(session: Session, now: datetime, limit: int) -> list[Dossier]:
+    """Dossiers whose running deadline passed, oldest due first, locked for this transaction.
+    SKIP LOCKED lets replicas share the work and skips rows an RPC is changing right now."""
+    query = (
+        select(dossiers)
+        .where(_WATCHED, dossiers.c.due_at < now)
+        .order_by(dossiers.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [dossier_from_row(row) for row in session.execute(query).all()]
+
+
+def next_due_at(session: Session) -> datetime | None:
+    value = session.execute(select(func.min(dossiers.c.due_at)).where(_WATCHED)).scalar_one()
+    return utc(value) if value is not None else None
+
+
+# --- listing --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DossierFilter:
+    agency_code: str = ""
+    states: tuple[State, ...] = ()
+    overdue: bool | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+
+def list_dossiers(
+    session: Session, where: DossierFilter, after: tuple[datetime, str] | None, limit: int
+) -> list[Dossier]:
+    """Newest receipt first; `after` is the (received_at, dossier_id) of the previous page's last."""
+    conditions = []
+    if where.agency_code:
+        conditions.append(dossiers.c.agency_code == where.agency_code)
+    if where.states:
+        conditions.append(dossiers.c.state.in_([s.value for s in where.states]))
+    if where.overdue is True:
+        conditions.append(dossiers.c.missed_deadlines > 0)
+    if where.overdue is False:
+        conditions.append(dossiers.c.missed_deadlines == 0)
+    if where.received_from is not None:
+        conditions.append(dossiers.c.received_at >= where.received_from)
+    if where.received_to is not None:
+        conditions.append(dossiers.c.received_at < where.received_to)
+    if after is not None:
+        received_at, dossier_id = after
+        conditions.append(
+            or_(
+                dossiers.c.received_at < received_at,
+                and_(dossiers.c.received_at == received_at, dossiers.c.dossier_id < dossier_id),
+            )
+        )
+    query = (
+        select(dossiers)
+        .where(*conditions)
+        .order_by(dossiers.c.received_at.desc(), dossiers.c.dossier_id.desc())
+        .limit(limit)
+    )
+    return [dossier_from_row(row) for row in session.execute(query).all()]
