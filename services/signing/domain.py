@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kit.errors import FieldViolation, InvalidArgument
+from kit.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
 
 # TT 15/2025/TT-BKHCN: RSA >= 2048 (RSASSA-PSS), ECDSA P-256 or stronger, SHA-256 or stronger.
 MIN_RSA_BITS = 2048
@@ -264,3 +264,32 @@ class VerificationReport:
     @property
     def passed(self) -> bool:
         return self.indication is Indication.TOTAL_PASSED
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+OPERATOR_IDENTITY = "CITY"  # the city's PKI operator: manages every agency's certificates, signs nothing
+
+
+def check_caller_identity(identity: str) -> str:
+    """An authenticated caller is an agency code or the operator; anything else is no identity."""
+    if identity != OPERATOR_IDENTITY and not _AGENCY_CODE.match(identity):
+        raise Unauthenticated("the caller identity is malformed")
+    return identity
+
+
+def authorize_signing(caller: str, certificate_agency: str) -> None:
+    """An agency signs only with its own agency's keys; the operator signs with none."""
+    if caller != certificate_agency or not certificate_agency:
+        raise PermissionDenied(
+            f"{caller} may not sign with keys of {certificate_agency or 'the city PKI'}",
+            missing_right=f"sign:{certificate_agency or 'CITY'}",
+        )
+
+
+def authorize_certificate_management(caller: str, agency: str, action: str) -> None:
+    """`action` (issue, revoke) on an agency's certificates: that agency itself or the operator."""
+    if caller not in (agency, OPERATOR_IDENTITY):
+        raise PermissionDenied(
+            f"{caller} may not {action} certificates of {agency}", missing_right=f"{action}:{agency}"
+        )

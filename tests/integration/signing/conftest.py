@@ -6,18 +6,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from citydata.v1 import signing_pb2 as signing_pb
+from citydata.v1.signing_pb2_grpc import SigningServiceStub
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import Engine, func, select
 
 from kit.clock import ManualClock
+from kit.kafka import ensure_topics
+from kit.runtime import start_runtime
+from services.signing.__main__ import Signing, build_host
+from services.signing.api import AGENCY_METADATA, TOPIC
 from services.signing.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import Pkcs11Keystore, keystore_from_environment
 from services.signing.crypto.pki import Pki
 from services.signing.crypto.softhsm import SoftHsmToken, init_softhsm_token
+from services.signing.store import metadata as store_metadata
+from services.signing.store import tables as store_tables
 
 TOOLS = {"softhsm": "softhsm2-util", "openssl": "openssl", "pdfsig": "pdfsig", "nss": "certutil"}
 
@@ -78,3 +94,105 @@ def engine(pki: Pki, clock: ManualClock) -> SignatureEngine:
 def trust_dir(pki: Pki) -> Path:
     """ca/root.pem, ca/agency-*.pem and ca/tsa.pem as written for operators."""
     return pki.export_ca_certificates()
+
+
+# --- the signing service in-process (real gRPC, PostgreSQL, Kafka) on the token above ---------
+
+
+@dataclass
+class SigningService:
+    """The running service as a client sees it, plus its database and the topic, for assertions."""
+
+    stub: SigningServiceStub
+    db: Engine
+    database_url: str
+    http_port: int
+    pki: Pki
+    start_offsets: dict[TopicPartition, int]
+    kafka: str
+
+    @staticmethod
+    def identity(caller: str) -> list[tuple[str, str]]:
+        """Metadata the gateway adds for an authenticated caller."""
+        return [(AGENCY_METADATA, caller)]
+
+    def issue(self, agency: str, name: str = "Con dấu cơ quan", caller: str | None = None) -> signing_pb.Certificate:
+        request = signing_pb.IssueCertificateRequest(
+            agency=agency, subject_name=name, kind=signing_pb.CERTIFICATE_KIND_SEAL
+        )
+        return self.stub.IssueCertificate(request, metadata=self.identity(caller or agency), timeout=30).certificate
+
+    def count(self, table_name: str) -> int:
+        table = store_metadata.tables[table_name]
+        with self.db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def events(self, keys: set[str], expected: int, timeout: float = 30.0) -> list[Any]:
+        """Records on the signing topic keyed by one of `keys`, since the service started;
+        waits for `expected`, then a second more so a duplicate would show."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.kafka, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+        )
+        try:
+            consumer.assign(list(self.start_offsets))
+            for partition, offset in self.start_offsets.items():
+                consumer.seek(partition, offset)
+            found: list[Any] = []
+            deadline = time.monotonic() + timeout
+            settle_until: float | None = None
+            while time.monotonic() < (settle_until or deadline):
+                for batch in consumer.poll(timeout_ms=200).values():
+                    found.extend(r for r in batch if r.key is not None and r.key.decode() in keys)
+                if settle_until is None and len(found) >= expected:
+                    settle_until = time.monotonic() + 1.0
+            return found
+        finally:
+            consumer.close()
+
+
+def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or [])]
+        return dict(consumer.end_offsets(partitions))
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def signing_service(
+    pg_database: str,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    pki: Pki,
+    engine: SignatureEngine,
+    clock: ManualClock,
+) -> Iterator[SigningService]:
+    monkeypatch.setenv("SIGNING_DATABASE_URL", pg_database)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    ensure_topics(kafka_bootstrap, [TOPIC])
+    start_offsets = _end_offsets(kafka_bootstrap)
+    runtime = start_runtime("signing", store_metadata, store_tables, [TOPIC])
+    host, http = build_host(runtime, Signing(pki, engine, clock), address="127.0.0.1:0", http_port=0)
+    host.drain_delay_seconds = 0
+    port = host.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield SigningService(
+            SigningServiceStub(channel), runtime.engine, pg_database, http.port, pki, start_offsets, kafka_bootstrap
+        )
+    finally:
+        channel.close()
+        host.stop()
+        runtime.engine.dispose()
+
+
+def error_right(error: grpc.RpcError) -> str:
+    """The `right` named in a PERMISSION_DENIED error's ErrorInfo."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.metadata["right"])
+    return ""

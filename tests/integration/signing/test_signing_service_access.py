@@ -1,0 +1,126 @@
+"""Who may sign, issue and revoke; what a malformed request gets. A refused call records nothing."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from citydata.v1 import signing_pb2 as pb
+
+from kit.grpc_errors import violations_of
+from tests.integration.signing.conftest import SigningService, error_right
+
+pytestmark = pytest.mark.softhsm
+
+DOCUMENT = b"%PDF-1.7 not really, but bytes to sign"
+RECORDS = ("signing_audit", "outbox", "idempotency_keys")
+
+
+def _records(service: SigningService) -> dict[str, int]:
+    return {table: service.count(table) for table in RECORDS}
+
+
+def _refused(call: object, request: object, metadata: list[tuple[str, str]] | None) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request, metadata=metadata, timeout=30)  # type: ignore[operator]
+    return raised.value
+
+
+def test_an_agency_cannot_sign_with_another_agencys_key_and_nothing_is_recorded(
+    signing_service: SigningService,
+) -> None:
+    stp_seal = signing_service.issue("STP")
+    before = _records(signing_service)
+    request = pb.SignDocumentRequest(
+        serial=stp_seal.serial, document=DOCUMENT, format=pb.SIGNATURE_FORMAT_CADES_DETACHED, idempotency_key="x-1"
+    )
+
+    by_sxd = _refused(signing_service.stub.SignDocument, request, signing_service.identity("SXD"))
+    by_operator = _refused(signing_service.stub.SignDocument, request, signing_service.identity("CITY"))
+
+    assert by_sxd.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert error_right(by_sxd) == "sign:STP"
+    assert by_operator.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    assert _records(signing_service) == before
+
+
+def test_calls_without_an_identity_are_unauthenticated(signing_service: SigningService) -> None:
+    seal = signing_service.issue("SXD")
+    sign = pb.SignDocumentRequest(serial=seal.serial, document=DOCUMENT, format=pb.SIGNATURE_FORMAT_CADES_DETACHED)
+    issue = pb.IssueCertificateRequest(agency="SXD", subject_name="X", kind=pb.CERTIFICATE_KIND_SEAL)
+
+    anonymous = _refused(signing_service.stub.SignDocument, sign, None)
+    malformed = _refused(signing_service.stub.SignDocument, sign, [("x-citydata-agency", "sxd; drop table")])
+    anonymous_issue = _refused(signing_service.stub.IssueCertificate, issue, None)
+
+    for error in (anonymous, malformed, anonymous_issue):
+        assert error.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
+    # trust anchors and verification are public
+    authorities = signing_service.stub.GetCaCertificates(pb.GetCaCertificatesRequest(), timeout=30)
+    assert [ca.ca_id for ca in authorities.certificate_authorities][:2] == ["root", "tsa"]
+    assert {"agency-sxd", "agency-stp"} <= {ca.ca_id for ca in authorities.certificate_authorities}
+
+
+def test_issuing_and_revoking_needs_the_agency_itself_or_the_city_operator(signing_service: SigningService) -> None:
+    by_operator = signing_service.issue("STP", "Trần Văn Bình", caller="CITY")
+    foreign_issue = pb.IssueCertificateRequest(agency="STP", subject_name="Mạo danh", kind=pb.CERTIFICATE_KIND_SEAL)
+    foreign_revoke = pb.RevokeCertificateRequest(serial=by_operator.serial)
+
+    issue_denied = _refused(signing_service.stub.IssueCertificate, foreign_issue, signing_service.identity("SXD"))
+    revoke_denied = _refused(signing_service.stub.RevokeCertificate, foreign_revoke, signing_service.identity("SXD"))
+    revoked = signing_service.stub.RevokeCertificate(
+        pb.RevokeCertificateRequest(serial=by_operator.serial, reason=pb.REVOCATION_REASON_SUPERSEDED),
+        metadata=signing_service.identity("STP"),
+        timeout=30,
+    ).certificate
+    listed = signing_service.stub.ListCertificates(
+        pb.ListCertificatesRequest(agency="STP"), metadata=signing_service.identity("SXD"), timeout=30
+    ).certificates
+
+    assert by_operator.agency == "STP" and by_operator.kind == pb.CERTIFICATE_KIND_SEAL
+    assert (issue_denied.code(), error_right(issue_denied)) == (grpc.StatusCode.PERMISSION_DENIED, "issue:STP")  # type: ignore[attr-defined]
+    assert (revoke_denied.code(), error_right(revoke_denied)) == (grpc.StatusCode.PERMISSION_DENIED, "revoke:STP")  # type: ignore[attr-defined]
+    assert revoked.HasField("revoked_at") and revoked.revocation_reason == pb.REVOCATION_REASON_SUPERSEDED
+    assert [(c.serial, c.revocation_reason) for c in listed] == [(by_operator.serial, pb.REVOCATION_REASON_SUPERSEDED)]
+
+
+def test_malformed_sign_requests_name_every_bad_field(signing_service: SigningService) -> None:
+    seal = signing_service.issue("SXD")
+    sign = signing_service.stub.SignDocument
+    sxd = signing_service.identity("SXD")
+
+    empty = _refused(
+        sign, pb.SignDocumentRequest(serial=seal.serial, document=b"", format=pb.SIGNATURE_FORMAT_PADES), sxd
+    )
+    short_digest = _refused(
+        sign,
+        pb.SignDocumentRequest(
+            serial=seal.serial, sha256_digest=b"\x01" * 20, format=pb.SIGNATURE_FORMAT_CADES_DETACHED
+        ),
+        sxd,
+    )
+    unknown_format = _refused(sign, pb.SignDocumentRequest(serial="zz", document=DOCUMENT, format=9), sxd)  # type: ignore[arg-type]
+
+    for error in (empty, short_digest, unknown_format):
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert [field for field, _ in violations_of(empty)] == ["document"]
+    assert violations_of(short_digest) == [("sha256_digest", "a SHA-256 digest has 32 bytes, got 20")]
+    assert sorted(field for field, _ in violations_of(unknown_format)) == ["format", "serial"]
+
+
+def test_list_certificates_pages_through_one_agency(signing_service: SigningService) -> None:
+    issued = sorted(signing_service.issue("SXD", f"Cán bộ {n}").serial for n in range(3))
+    signing_service.issue("STP")
+    list_ = signing_service.stub.ListCertificates
+    sxd = signing_service.identity("SXD")
+
+    first = list_(pb.ListCertificatesRequest(agency="SXD", page_size=2), metadata=sxd, timeout=30)
+    second = list_(
+        pb.ListCertificatesRequest(agency="SXD", page_size=2, page_token=first.next_page_token),
+        metadata=sxd,
+        timeout=30,
+    )
+    wrong_token = _refused(list_, pb.ListCertificatesRequest(agency="STP", page_token=first.next_page_token), sxd)
+
+    assert [c.serial for c in first.certificates] + [c.serial for c in second.certificates] == issued
+    assert first.next_page_token and not second.next_page_token
+    assert [field for field, _ in violations_of(wrong_token)] == ["page_token"]
