@@ -15,6 +15,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 
@@ -82,9 +83,10 @@ def _event_option(message: descriptor_pb2.DescriptorProto) -> dict[str, str] | N
     from citydata.v1 import options_pb2
 
     options = descriptor_pb2.MessageOptions.FromString(raw)
-    if not options.HasExtension(options_pb2.event):
+    extension: Any = options_pb2.event
+    if not options.HasExtension(extension):
         return None
-    event = options.Extensions[options_pb2.event]
+    event = options.Extensions[extension]
     return {"topic": event.topic, "type": event.type, "aggregate": event.aggregate, "key": event.key}
 
 

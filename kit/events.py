@@ -45,9 +45,10 @@ def event_contract(message: Message | builtins.type[Message]) -> Any | None:
     from citydata.v1 import options_pb2
 
     message_options = message.DESCRIPTOR.GetOptions()
-    if not message_options.HasExtension(options_pb2.event):
+    extension: Any = options_pb2.event
+    if not message_options.HasExtension(extension):
         return None
-    return message_options.Extensions[options_pb2.event]
+    return message_options.Extensions[extension]
 
 
 def field_at(message: Message, path: str) -> str:

@@ -36,7 +36,7 @@ def test_province_must_be_a_listed_three_digit_code(province: str) -> None:
     assert not parse_address(AddressDraft(province, "26734", "12 Lê Lợi")).ok
 
 
-@pytest.mark.parametrize("ward", ["", "2673", "267345", "2673a", "２６７３４"])
+@pytest.mark.parametrize("ward", ["", "2673", "267345", "2673a", "２６７３４"])  # noqa: RUF001 (full-width digits on purpose)
 def test_ward_code_is_five_digits(ward: str) -> None:
     assert not parse_address(AddressDraft("079", ward, "12 Lê Lợi")).ok
 

@@ -75,7 +75,7 @@ def test_spaces_between_digit_groups_are_ignored() -> None:
         "0792030123456",
         "07920301234a",
         "079-203-012345",
-        "０７９２０３０１２３４５",
+        "０７９２０３０１２３４５",  # noqa: RUF001 (full-width digits on purpose)
     ],
 )
 def test_national_id_must_be_twelve_ascii_digits(raw: str) -> None:
