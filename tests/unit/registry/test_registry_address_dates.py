@@ -11,9 +11,7 @@ from services.registry.domain import (
 
 
 def test_a_valid_address_is_normalised() -> None:
-    address = parse_address(
-        AddressDraft(" 079 ", "26734", " 12  Lê Lợi, Bến Nghé ")
-    ).unwrap()
+    address = parse_address(AddressDraft(" 079 ", "26734", " 12  Lê Lợi, Bến Nghé ")).unwrap()
     assert (address.province_code, address.ward_code, address.street) == (
         "079",
         "26734",
@@ -56,17 +54,11 @@ def test_birth_date_in_the_future_is_refused() -> None:
 
 
 def test_birth_date_before_1900_is_refused() -> None:
-    assert (
-        "1900-01-01"
-        in check_date_of_birth(date(1899, 12, 31), TODAY).violations[0].description
-    )
+    assert "1900-01-01" in check_date_of_birth(date(1899, 12, 31), TODAY).violations[0].description
 
 
 def test_birth_date_is_required() -> None:
-    assert (
-        check_date_of_birth(None, TODAY).violations[0].description
-        == "date of birth is required"
-    )
+    assert check_date_of_birth(None, TODAY).violations[0].description == "date of birth is required"
 
 
 def test_today_is_the_date_in_vietnam() -> None:
@@ -74,9 +66,7 @@ def test_today_is_the_date_in_vietnam() -> None:
     assert vietnam_today(datetime(2024, 5, 31, 18, 30, tzinfo=UTC)) == date(2024, 6, 1)
     assert vietnam_today(datetime(2024, 5, 31, 16, 59, tzinfo=UTC)) == date(2024, 5, 31)
     new_york = timezone(timedelta(hours=-4))
-    assert vietnam_today(datetime(2024, 5, 31, 14, 30, tzinfo=new_york)) == date(
-        2024, 6, 1
-    )
+    assert vietnam_today(datetime(2024, 5, 31, 14, 30, tzinfo=new_york)) == date(2024, 6, 1)
 
 
 def test_naive_timestamps_are_a_programming_error() -> None:

@@ -60,9 +60,7 @@ def test_a_new_business_is_active_normalised_at_version_one() -> None:
 
 
 def test_a_branch_code_is_stored_with_its_dash() -> None:
-    business = new_business(
-        REGISTRY_ID, draft(enterprise_code="0314409058002"), REGISTERED_AT
-    )
+    business = new_business(REGISTRY_ID, draft(enterprise_code="0314409058002"), REGISTERED_AT)
     assert business.enterprise_code == "0314409058-002"
 
 
@@ -124,26 +122,20 @@ def test_an_empty_business_line_list_is_refused_on_update() -> None:
     ],
 )
 def test_allowed_status_changes(start: BusinessStatus, target: BusinessStatus) -> None:
-    updated = update_business(
-        with_status(start), BusinessChanges(status=target), 1, LATER
-    )
+    updated = update_business(with_status(start), BusinessChanges(status=target), 1, LATER)
     assert updated.status is target
 
 
 @pytest.mark.parametrize("target", [ACTIVE, SUSPENDED, DISSOLVED])
 def test_a_dissolved_business_cannot_change_status(target: BusinessStatus) -> None:
     with pytest.raises(FailedPrecondition) as error:
-        update_business(
-            with_status(DISSOLVED), BusinessChanges(status=target), 1, LATER
-        )
+        update_business(with_status(DISSOLVED), BusinessChanges(status=target), 1, LATER)
     assert error.value.reason == "BUSINESS_DISSOLVED"
 
 
 def test_a_dissolved_business_record_is_closed_to_other_edits() -> None:
     with pytest.raises(FailedPrecondition):
-        update_business(
-            with_status(DISSOLVED), BusinessChanges(name="New name"), 1, LATER
-        )
+        update_business(with_status(DISSOLVED), BusinessChanges(name="New name"), 1, LATER)
 
 
 def test_status_change_rule_on_its_own() -> None:

@@ -152,24 +152,18 @@ def test_a_stale_version_is_reported_before_bad_fields() -> None:
 
 def test_updates_are_validated_like_registrations() -> None:
     with pytest.raises(InvalidArgument) as error:
-        update_citizen(
-            registered(), CitizenChanges(full_name="", phone="123"), 1, LATER
-        )
+        update_citizen(registered(), CitizenChanges(full_name="", phone="123"), 1, LATER)
     assert violated_fields(error) == ["full_name", "phone"]
 
 
 def test_a_corrected_national_id_is_accepted_when_it_agrees() -> None:
-    updated = update_citizen(
-        registered(), CitizenChanges(national_id="001203999999"), 1, LATER
-    )
+    updated = update_citizen(registered(), CitizenChanges(national_id="001203999999"), 1, LATER)
     assert updated.national_id == "001203999999"
 
 
 def test_a_corrected_birth_date_must_still_agree_with_the_national_id() -> None:
     with pytest.raises(InvalidArgument) as error:
-        update_citizen(
-            registered(), CitizenChanges(date_of_birth=date(2002, 5, 1)), 1, LATER
-        )
+        update_citizen(registered(), CitizenChanges(date_of_birth=date(2002, 5, 1)), 1, LATER)
     assert violated_fields(error) == ["national_id"]
 
 

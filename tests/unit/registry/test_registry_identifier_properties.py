@@ -23,9 +23,7 @@ digits = st.sampled_from("0123456789")
 
 
 @given(provinces, genders, birth_dates, serials)
-def test_a_built_national_id_validates(
-    province: str, gender: Gender, born: date, serial: str
-) -> None:
+def test_a_built_national_id_validates(province: str, gender: Gender, born: date, serial: str) -> None:
     national_id = build_national_id(province, gender, born.year, serial)
     assert validate_national_id(national_id, born, gender).value == national_id
     parsed = parse_national_id(national_id).unwrap()
@@ -95,9 +93,7 @@ def test_a_code_with_its_check_digit_is_accepted(head: str) -> None:
 
 
 @given(nine_digit_heads, branches)
-def test_a_branch_code_is_accepted_with_or_without_the_dash(
-    head: str, branch: str
-) -> None:
+def test_a_branch_code_is_accepted_with_or_without_the_dash(head: str, branch: str) -> None:
     code = _with_check_digit(head)
     assert parse_enterprise_code(f"{code}-{branch}").value == f"{code}-{branch}"
     assert parse_enterprise_code(code + branch).value == f"{code}-{branch}"

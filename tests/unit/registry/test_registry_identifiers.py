@@ -45,9 +45,7 @@ def test_national_id_parts_follow_the_circular() -> None:
         ("9", Gender.FEMALE, 2300),
     ],
 )
-def test_digit_four_encodes_century_and_gender(
-    century_digit: str, gender: Gender, century_start: int
-) -> None:
+def test_digit_four_encodes_century_and_gender(century_digit: str, gender: Gender, century_start: int) -> None:
     parsed = NationalId(f"001{century_digit}85000001")
     assert parsed.gender is gender
     assert parsed.birth_year == century_start + 85
@@ -81,9 +79,7 @@ def test_spaces_between_digit_groups_are_ignored() -> None:
 def test_national_id_must_be_twelve_ascii_digits(raw: str) -> None:
     checked = parse_national_id(raw)
     assert checked.value is None
-    assert checked.violations == (
-        FieldViolation("national_id", "a national id (CCCD) is exactly 12 digits"),
-    )
+    assert checked.violations == (FieldViolation("national_id", "a national id (CCCD) is exactly 12 digits"),)
 
 
 @pytest.mark.parametrize("province", ["000", "003", "097", "999"])
@@ -192,11 +188,7 @@ def test_check_digit_matches_known_codes() -> None:
 
 def test_prefixes_without_a_possible_check_digit_are_reported() -> None:
     # When the weighted sum of the nine digits is a multiple of 11 no tenth digit fits.
-    prefix = next(
-        f"01{n:07d}"
-        for n in range(1, 10_000)
-        if enterprise_check_digit(f"01{n:07d}") is None
-    )
+    prefix = next(f"01{n:07d}" for n in range(1, 10_000) if enterprise_check_digit(f"01{n:07d}") is None)
     assert all(not parse_enterprise_code(prefix + d).ok for d in "0123456789")
 
 
@@ -232,9 +224,7 @@ def test_each_bad_business_line_is_named_by_index() -> None:
 
 def test_registry_ids_are_canonical_uuids() -> None:
     raw = "3F2B8C4E11114222833344445555666A"
-    assert parse_registry_id(raw, "legal_representative_id").value == (
-        "3f2b8c4e-1111-4222-8333-44445555666a"
-    )
+    assert parse_registry_id(raw, "legal_representative_id").value == ("3f2b8c4e-1111-4222-8333-44445555666a")
 
 
 def test_non_uuid_registry_id_is_refused() -> None:

@@ -29,9 +29,7 @@ def test_a_zero_width_character_inside_a_letter_does_not_stop_composition() -> N
 
 
 def test_whitespace_is_collapsed_and_trimmed() -> None:
-    assert (
-        parse_citizen_name("  Trần \t Thị\u00a0\u00a0Bích  ").value == "Trần Thị Bích"
-    )
+    assert parse_citizen_name("  Trần \t Thị\u00a0\u00a0Bích  ").value == "Trần Thị Bích"
 
 
 def test_capitalisation_is_kept_as_typed() -> None:
@@ -41,9 +39,7 @@ def test_capitalisation_is_kept_as_typed() -> None:
 @pytest.mark.parametrize("raw", ["", "   ", "\u200b\u200b", "\ufeff"])
 def test_empty_names_are_refused(raw: str) -> None:
     checked = parse_citizen_name(raw)
-    assert [(v.field, v.description) for v in checked.violations] == [
-        ("full_name", "full name is required")
-    ]
+    assert [(v.field, v.description) for v in checked.violations] == [("full_name", "full name is required")]
 
 
 @pytest.mark.parametrize("raw", ["Phạm Văn 2", "Đỗ Thị ٣"])
@@ -51,9 +47,7 @@ def test_citizen_names_with_digits_are_refused(raw: str) -> None:
     assert "digits" in parse_citizen_name(raw).violations[0].description
 
 
-@pytest.mark.parametrize(
-    "raw", ["Hoàng\x00 An", "Huỳnh\x07An", "Đặng\u202eAn", "Lê\u00adAn"]
-)
+@pytest.mark.parametrize("raw", ["Hoàng\x00 An", "Huỳnh\x07An", "Đặng\u202eAn", "Lê\u00adAn"])
 def test_names_with_control_or_invisible_characters_are_refused(raw: str) -> None:
     assert "control" in parse_citizen_name(raw).violations[0].description
 

@@ -79,9 +79,7 @@ def test_each_query_word_needs_its_own_name_word() -> None:
     assert rank(search_terms("an an"), "Lê An Anh") > 0.0
 
 
-def test_any_order_matching_does_not_let_a_short_word_steal_a_long_words_match() -> (
-    None
-):
+def test_any_order_matching_does_not_let_a_short_word_steal_a_long_words_match() -> None:
     # "t" could take "thanh" and leave only "tu" for "tha"; giving "tha" first pick works.
     score = rank(search_terms("t tha"), "Thanh Tú")
     assert 0.3 <= score < 0.6
