@@ -92,5 +92,11 @@ bench: install infra-up ## benchmarks (figures printed as ratios against raw bas
 k8s: ## render and strictly validate the Kubernetes manifests (base + overlays), offline
 	@deploy/k8s/validate.sh
 
+compose-up: ## the whole platform on Docker Compose (needs a Docker engine), with a trace viewer on :16686
+	docker compose -f deploy/docker-compose.yml up -d --build --wait
+
+compose-down: ## stop the Compose stack
+	docker compose -f deploy/docker-compose.yml down
+
 clean: ## remove generated code and the venv (keeps var/ data)
 	rm -rf gen $(VENV)

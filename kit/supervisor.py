@@ -90,7 +90,8 @@ def print_endpoints() -> None:
     for service in SERVICES:
         print(f"  {service:<9} grpc 127.0.0.1:{port_of(service)}")
     print(f"  gateway   http http://127.0.0.1:{os.environ.get('GATEWAY_HTTP_PORT', '8080')}/")
-    print("  kafka     127.0.0.1:9092   postgres 127.0.0.1:5432")
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    print(f"  kafka     {kafka}   postgres 127.0.0.1:{os.environ.get('PG_PORT', '5432')}")
 
 
 def pump(service: str, process: subprocess.Popen[bytes]) -> None:
