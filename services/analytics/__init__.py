@@ -1,0 +1,1 @@
+"""Analytics: the Q1/2022 quarter simulator and the national public-service portal sync."""

@@ -1,0 +1,1 @@
+"""Pure rules of the analytics service: no I/O, no Kafka, no SQL."""

@@ -1,0 +1,1 @@
+"""National Public Service Portal sync: `python -m services.analytics.portal run|reconcile|requeue`."""
