@@ -3,8 +3,9 @@
 For each message: decode the CloudEvent, then in ONE database transaction check the processed
 ids, run the handler and record the id. The offset is committed only after that transaction.
 A malformed message, or one whose handler keeps failing, is parked on `<topic>.dlq` with the
-error in its headers; the consumer carries on. When the database itself is unreachable the
-message is retried without limit (parking it would lose nothing, but would hide an outage).
+error in its headers; the consumer carries on. When the database itself, or a service the
+handler depends on (`kit.errors.Unavailable`), is unreachable the message is retried without
+limit (parking it would lose nothing, but would hide an outage).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kit.db import PlatformTables
+from kit.errors import Unavailable
 from kit.events import InboundEvent, MalformedEvent, decode_record
 from kit.kafka import dlq_topic
 from kit.telemetry import consumer_span
@@ -47,7 +49,11 @@ class RetryPolicy:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    """An outage of the database or of a service the handler calls (`kit.errors.Unavailable`):
+    retried without limit, because parking the event would only hide the outage."""
+    if isinstance(exc, Unavailable | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class ConsumerRunner:
@@ -87,19 +93,84 @@ class ConsumerRunner:
         batches = self._consumer.poll(timeout_ms=timeout_ms)
         count = 0
         for partition, records in batches.items():
-            done = None
-            try:
-                for record in records:
-                    if stop is not None and stop.is_set():
-                        break  # the rest is delivered again after a restart
-                    self._process(record, stop)
-                    done = record
-                    count += 1
-            except _Stopping:
-                pass
+            if stop is not None and stop.is_set():
+                break  # uncommitted records are delivered again after a restart
+            if self._apply_batch(records):
+                done = records[-1]
+                count += len(records)
+            else:
+                done, processed = self._process_one_by_one(records, stop)
+                count += processed
             if done is not None:
                 self._consumer.commit({partition: OffsetAndMetadata(done.offset + 1, "", -1)})
         return count
+
+    def _process_one_by_one(self, records: list[Any], stop: threading.Event | None) -> tuple[Any, int]:
+        """The slow path, with retries and dead-lettering per record; returns the last one done."""
+        done = None
+        processed = 0
+        try:
+            for record in records:
+                if stop is not None and stop.is_set():
+                    break
+                self._process(record, stop)
+                done = record
+                processed += 1
+        except _Stopping:
+            pass
+        return done, processed
+
+    def _apply_batch(self, records: list[Any]) -> bool:
+        """The fast path: a partition's whole poll in ONE transaction (effects + processed ids).
+
+        Any malformed record or handler error rolls the batch back and returns False, and the
+        records go through the one-by-one path, which retries and dead-letters individually."""
+        try:
+            events = [decode_record(record) for record in records]
+        except MalformedEvent:
+            return False
+        handled: set[str] = set()
+        duplicates = 0
+        try:
+            with self._sessions() as session, session.begin():
+                ids = list({event.id for event in events})
+                seen = set(
+                    session.execute(
+                        select(self._processed.c.event_id).where(
+                            self._processed.c.consumer == self.name, self._processed.c.event_id.in_(ids)
+                        )
+                    ).scalars()
+                )
+                for event in events:
+                    if event.id in seen or event.id in handled:
+                        duplicates += 1
+                        continue
+                    with consumer_span(event.topic, event.trace, self._span_attributes(event)):
+                        self._handler(session, event)
+                    handled.add(event.id)
+                if handled:
+                    now = datetime.now(UTC)
+                    session.execute(
+                        insert(self._processed),
+                        [{"consumer": self.name, "event_id": event_id, "processed_at": now} for event_id in handled],
+                    )
+        except Exception as exc:
+            log.info(
+                "batch failed; handling its events one by one",
+                extra={"consumer": self.name, "events": len(events), "error_type": type(exc).__name__},
+            )
+            return False
+        self.handled += len(handled)
+        self.duplicates += duplicates
+        return True
+
+    def _span_attributes(self, event: InboundEvent) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": event.topic,
+            "messaging.message.id": event.id,
+            "messaging.consumer.group.name": self.name,
+        }
 
     def _refresh_lag(self) -> None:
         """kafka-python clients are not thread-safe: lag is measured here, on the consumer's thread."""
@@ -121,13 +192,7 @@ class ConsumerRunner:
         except MalformedEvent as exc:
             self._park(record, exc)
             return
-        attributes: dict[str, str | int] = {
-            "messaging.system": "kafka",
-            "messaging.destination.name": event.topic,
-            "messaging.message.id": event.id,
-            "messaging.consumer.group.name": self.name,
-        }
-        with consumer_span(event.topic, event.trace, attributes):
+        with consumer_span(event.topic, event.trace, self._span_attributes(event)):
             attempt = 0
             while True:
                 attempt += 1
