@@ -21,6 +21,7 @@ from kit.db import UnitOfWork
 from kit.errors import FieldViolation, InvalidArgument, NotFound, ViolationCollector
 from kit.idempotency import run_idempotent
 from services.dossier import store
+from services.dossier.domain.apology import coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import (
@@ -42,6 +43,7 @@ from services.dossier.domain.lifecycle import (
 from services.dossier.domain.procedures import Procedure
 from services.dossier.importer import DossierImporter
 from services.dossier.messages import (
+    apology_letter_pb,
     applicant_kind_of,
     channel_of,
     dossier_pb,
@@ -60,6 +62,7 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_ID_LENGTH = 64
 MAX_SPAN_DAYS = 366 * 20
+MAX_MISSING_LISTED = 100
 
 
 class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
@@ -209,9 +212,25 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         _require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
         with self._new_uow() as uow:
-            _dossier(uow.session, request.dossier_id)
-        # Letters are issued by the apology workflow (not built yet): none exists so far.
-        raise NotFound("apology letter", request.dossier_id)
+            dossier = _dossier(uow.session, request.dossier_id)
+            letter = store.get_letter(uow.session, dossier.dossier_id)
+        if letter is None:
+            raise NotFound("apology letter", request.dossier_id)
+        return pb.GetApologyLetterResponse(letter=apology_letter_pb(letter, dossier.number))
+
+    def GetApologyCoverage(  # noqa: N802
+        self, request: pb.GetApologyCoverageRequest, context: Any
+    ) -> pb.GetApologyCoverageResponse:
+        where = _coverage_filter(request)
+        with self._new_uow() as uow:
+            coverage = store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
+        return pb.GetApologyCoverageResponse(
+            overdue_dossiers=coverage.overdue,
+            letters_issued=coverage.issued,
+            coverage_percent=coverage_percent(coverage.overdue, coverage.issued),
+            missing_dossier_ids=coverage.missing[:MAX_MISSING_LISTED],
+            missing_truncated=len(coverage.missing) > MAX_MISSING_LISTED,
+        )
 
     def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> pb.GetProcedureResponse:  # noqa: N802
         bad = ViolationCollector()
@@ -280,6 +299,18 @@ def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, t
     bad.raise_if_any()
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return where, after, size
+
+
+def _coverage_filter(request: pb.GetApologyCoverageRequest) -> store.CoverageFilter:
+    bad = ViolationCollector()
+    if len(request.agency_code) > MAX_ID_LENGTH:
+        bad.add("agency_code", f"at most {MAX_ID_LENGTH} characters")
+    received_from = from_timestamp(request.received_from) if request.HasField("received_from") else None
+    received_to = from_timestamp(request.received_to) if request.HasField("received_to") else None
+    if received_from and received_to and received_to <= received_from:
+        bad.add("received_to", "must be after received_from")
+    bad.raise_if_any()
+    return store.CoverageFilter(request.agency_code, received_from, received_to)
 
 
 def _filter_fingerprint(where: store.DossierFilter) -> str:

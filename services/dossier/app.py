@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from kit.clock import Clock
-from kit.grpc_server import ServiceHost, registrar
+from kit.config import ConfigError, env_bool, env_str
+from kit.consumer import RetryPolicy
+from kit.grpc_server import ServiceHost, Worker, registrar
+from kit.metrics import gauge
 from kit.runtime import ServiceRuntime
 from services.dossier import store
 from services.dossier.api import SERVICE_NAME, DossierServicer, add_to_server
+from services.dossier.apology_letter import font_dir
 from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
+from services.dossier.consumers import APOLOGY_CONSUMER, ApologyLetterIssuer, Outbox
+from services.dossier.domain.apology import LetterPolicy, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
+from services.dossier.domain.calendar import WorkingCalendar
 from services.dossier.domain.lifecycle import Lifecycle
+from services.dossier.messages import TOPIC
 from services.dossier.registry_client import RegistryApplicantDirectory
+from services.dossier.signing_client import DEFAULT_ADDRESS, SigningClient
 from services.dossier.watcher import DeadlineWatcher
 
 log = logging.getLogger(__name__)
@@ -26,6 +39,40 @@ class DossierApp:
     host: ServiceHost
     servicer: DossierServicer
     watcher: DeadlineWatcher
+
+
+@dataclass(frozen=True)
+class ApologySettings:
+    """How apology letters are issued (README: DOSSIER_APOLOGY_*, SIGNING_ADDRESS)."""
+
+    signing_address: str = DEFAULT_ADDRESS
+    consumer_group: str = APOLOGY_CONSUMER
+    policy: LetterPolicy = field(default_factory=LetterPolicy)
+    fonts: Path | None = None
+    # Outages are retried without limit; the back-off stays short so letters follow soon after.
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=3, first_backoff_seconds=0.2, max_backoff_seconds=5.0)
+    )
+
+    def __post_init__(self) -> None:
+        if not self.consumer_group.startswith("dossier-"):
+            raise ConfigError(f"DOSSIER_APOLOGY_CONSUMER_GROUP must start with 'dossier-', got {self.consumer_group!r}")
+
+
+def apology_settings() -> ApologySettings | None:
+    """None when DOSSIER_APOLOGY_LETTERS=false (e.g. a replica that only serves the API)."""
+    if not env_bool("DOSSIER_APOLOGY_LETTERS", True):
+        log.warning("DOSSIER_APOLOGY_LETTERS=false: this instance issues no apology letters")
+        return None
+    extra_days = env_str("DOSSIER_APOLOGY_EXTRA_WORKING_DAYS", "")
+    if extra_days and not (extra_days.isdigit() and 1 <= int(extra_days) <= 60):
+        raise ConfigError(f"DOSSIER_APOLOGY_EXTRA_WORKING_DAYS must be 1..60, got {extra_days!r}")
+    return ApologySettings(
+        signing_address=os.environ.get("DOSSIER_SIGNING_ADDRESS") or env_str("SIGNING_ADDRESS", DEFAULT_ADDRESS),
+        consumer_group=env_str("DOSSIER_APOLOGY_CONSUMER_GROUP", APOLOGY_CONSUMER),
+        policy=LetterPolicy(int(extra_days) if extra_days else None),
+        fonts=font_dir(),
+    )
 
 
 def applicant_directory() -> ApplicantDirectory:
@@ -56,7 +103,9 @@ def build_app(
     address: str | None = None,
     watcher_max_sleep_seconds: float = 1.0,
     drain_delay_seconds: float = 1.0,
+    apology: ApologySettings | None = None,
 ) -> DossierApp:
+    """`apology` None: no apology letters from this instance (the tests of other features)."""
     ensure_catalogue(runtime)
     lifecycle = Lifecycle(load_calendar())
     servicer = DossierServicer(runtime.uow, lifecycle, applicants, clock)
@@ -64,6 +113,9 @@ def build_app(
     workers = [watcher.worker()]
     if runtime.settings.relay_enabled:
         workers.insert(0, runtime.relay_worker())
+    if apology is not None:
+        workers.append(apology_worker(runtime, lifecycle.calendar, clock, apology))
+    register_apology_gauges(runtime.sessions)
     host = ServiceHost(
         "dossier",
         address or runtime.settings.grpc_address,
@@ -74,3 +126,37 @@ def build_app(
         drain_delay_seconds=drain_delay_seconds,
     )
     return DossierApp(host, servicer, watcher)
+
+
+def apology_worker(
+    runtime: ServiceRuntime, calendar: WorkingCalendar, clock: Clock, settings: ApologySettings
+) -> Worker:
+    issuer = ApologyLetterIssuer(
+        SigningClient(settings.signing_address),
+        calendar,
+        clock,
+        Outbox(runtime.tables.outbox, runtime.source),
+        settings.policy,
+        settings.fonts or font_dir(),
+    )
+    log.info(
+        "apology letters enabled",
+        extra={"signing": settings.signing_address, "consumer_group": settings.consumer_group},
+    )
+    return runtime.consumer_worker(settings.consumer_group, [TOPIC], issuer.handle, settings.retry)
+
+
+def register_apology_gauges(sessions: sessionmaker[Session]) -> None:
+    """Read at scrape time, per agency, from the partial index of overdue dossiers."""
+
+    def coverage() -> Iterable[tuple[float, dict[str, str]]]:
+        with sessions() as session:
+            by_agency = store.coverage_by_agency(session)
+        return [(coverage_percent(overdue, issued), {"agency": a}) for a, (overdue, issued) in by_agency.items()]
+
+    def open_overdue() -> Iterable[tuple[float, dict[str, str]]]:
+        with sessions() as session:
+            return [(float(count), {"agency": a}) for a, count in store.open_overdue_by_agency(session).items()]
+
+    gauge("citydata_apology_coverage", "percent of overdue dossiers with a signed apology letter", coverage)
+    gauge("citydata_overdue_dossiers", "open dossiers that missed a deadline", open_overdue)

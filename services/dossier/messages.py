@@ -22,6 +22,7 @@ from services.dossier.domain.lifecycle import (
     Transition,
 )
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+from services.dossier.store import StoredLetter
 
 TOPIC = "citydata.dossier.v1"
 AGGREGATE = "dossier"
@@ -122,6 +123,22 @@ def procedure_pb(procedure: Procedure) -> pb.Procedure:
         online_level=procedure.online_level,
         fee_vnd=procedure.fee_vnd,
         abolished_from=procedure.abolished_from.isoformat() if procedure.abolished_from else "",
+    )
+
+
+def apology_letter_pb(letter: StoredLetter, dossier_number: str) -> pb.ApologyLetter:
+    return pb.ApologyLetter(
+        letter_id=letter.letter_id,
+        dossier_id=letter.dossier_id,
+        pdf=letter.pdf,
+        issued_at=timestamp(letter.issued_at),
+        new_appointment_at=timestamp(letter.new_appointment_at),
+        reason=letter.reason,
+        signature_status=pb.APOLOGY_LETTER_SIGNATURE_STATUS_SIGNED,
+        sha256=letter.sha256,
+        signer_serial=letter.signer_serial,
+        signed_at=timestamp(letter.signed_at),
+        dossier_number=dossier_number,
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Row,
     String,
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from kit.db import BigId, UtcDateTime, platform_tables, utc
 from services.dossier.domain.lifecycle import (
     CLOCK_RUNNING,
+    FINAL_STATES,
     Action,
     ApplicantKind,
     Channel,
@@ -111,6 +113,41 @@ number_sequences = Table(
     Column("agency_code", String(32), primary_key=True),
     Column("day", String(6), primary_key=True),
     Column("last_value", Integer, nullable=False),
+)
+
+_OVERDUE = dossiers.c.missed_deadlines > 0
+# Coverage reads only dossiers that ever missed a deadline (a small share of all dossiers).
+Index(
+    "ix_dossiers_overdue_agency_received",
+    dossiers.c.agency_code,
+    dossiers.c.received_at,
+    postgresql_where=_OVERDUE,
+    sqlite_where=_OVERDUE,
+)
+
+apology_letters = Table(
+    "apology_letters",
+    metadata,
+    Column("letter_id", String(36), primary_key=True),
+    # One letter per dossier, whatever the consumers' crashes and redeliveries.
+    Column("dossier_id", String(36), nullable=False, unique=True),
+    Column("agency_code", String(32), nullable=False),
+    Column("pdf", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("signed_at", UtcDateTime(), nullable=False),
+    Column("new_appointment_at", UtcDateTime(), nullable=False),
+    Column("reason", String(2000), nullable=False),
+    Column("signer_serial", String(64), nullable=False),
+)
+
+# The SEAL certificate each agency's letters are signed with, issued once by the signing service.
+apology_signers = Table(
+    "apology_signers",
+    metadata,
+    Column("agency_code", String(32), primary_key=True),
+    Column("serial", String(64), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
 )
 
 
@@ -376,3 +413,113 @@ def list_dossiers(
         .limit(limit)
     )
     return [dossier_from_row(row) for row in session.execute(query).all()]
+
+
+# --- apology letters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    letter_id: str
+    dossier_id: str
+    agency_code: str
+    pdf: bytes
+    sha256: str
+    issued_at: datetime
+    signed_at: datetime
+    new_appointment_at: datetime
+    reason: str
+    signer_serial: str
+
+
+def letter_exists(session: Session, dossier_id: str) -> bool:
+    query = select(apology_letters.c.letter_id).where(apology_letters.c.dossier_id == dossier_id)
+    return session.execute(query).first() is not None
+
+
+def add_letter(session: Session, letter: StoredLetter) -> None:
+    session.execute(insert(apology_letters).values(**vars(letter)))
+
+
+def get_letter(session: Session, dossier_id: str) -> StoredLetter | None:
+    row = session.execute(select(apology_letters).where(apology_letters.c.dossier_id == dossier_id)).first()
+    if row is None:
+        return None
+    values = row._asdict()
+    for name in ("issued_at", "signed_at", "new_appointment_at"):
+        values[name] = utc(values[name])
+    values["pdf"] = bytes(values["pdf"])
+    return StoredLetter(**values)
+
+
+def signer_serial(session: Session, agency_code: str) -> str | None:
+    query = select(apology_signers.c.serial).where(apology_signers.c.agency_code == agency_code)
+    return session.execute(query).scalar_one_or_none()
+
+
+def remember_signer(session: Session, agency_code: str, serial: str, issued_at: datetime) -> None:
+    """First one wins: two consumers racing for an agency's first letter keep one serial."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(apology_signers).values(agency_code=agency_code, serial=serial, issued_at=issued_at)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["agency_code"]))
+
+
+@dataclass(frozen=True)
+class CoverageFilter:
+    agency_code: str = ""
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    overdue: int
+    issued: int
+    missing: list[str]
+
+
+def apology_coverage(session: Session, where: CoverageFilter, missing_limit: int) -> Coverage:
+    """Overdue dossiers (missed at least one deadline), those with a letter, and the first
+    `missing_limit` ids of those without, oldest receipt first."""
+    conditions = [_OVERDUE]
+    if where.agency_code:
+        conditions.append(dossiers.c.agency_code == where.agency_code)
+    if where.received_from is not None:
+        conditions.append(dossiers.c.received_at >= where.received_from)
+    if where.received_to is not None:
+        conditions.append(dossiers.c.received_at < where.received_to)
+    joined = dossiers.outerjoin(apology_letters, apology_letters.c.dossier_id == dossiers.c.dossier_id)
+    counts = session.execute(
+        select(func.count(), func.count(apology_letters.c.letter_id)).select_from(joined).where(*conditions)
+    ).one()
+    missing = session.execute(
+        select(dossiers.c.dossier_id)
+        .select_from(joined)
+        .where(*conditions, apology_letters.c.letter_id.is_(None))
+        .order_by(dossiers.c.received_at, dossiers.c.dossier_id)
+        .limit(missing_limit)
+    ).scalars()
+    return Coverage(overdue=int(counts[0]), issued=int(counts[1]), missing=list(missing))
+
+
+def coverage_by_agency(session: Session) -> dict[str, tuple[int, int]]:
+    """(overdue dossiers, letters issued) per agency, for the metrics gauges."""
+    joined = dossiers.outerjoin(apology_letters, apology_letters.c.dossier_id == dossiers.c.dossier_id)
+    rows = session.execute(
+        select(dossiers.c.agency_code, func.count(), func.count(apology_letters.c.letter_id))
+        .select_from(joined)
+        .where(_OVERDUE)
+        .group_by(dossiers.c.agency_code)
+    ).all()
+    return {row[0]: (int(row[1]), int(row[2])) for row in rows}
+
+
+def open_overdue_by_agency(session: Session) -> dict[str, int]:
+    """Dossiers that missed a deadline and have no result yet, per agency."""
+    closed = sorted(state.value for state in (*FINAL_STATES, State.RESOLVED))
+    rows = session.execute(
+        select(dossiers.c.agency_code, func.count())
+        .where(_OVERDUE, dossiers.c.state.not_in(closed))
+        .group_by(dossiers.c.agency_code)
+    ).all()
+    return {row[0]: int(row[1]) for row in rows}

@@ -1,0 +1,120 @@
+"""Lays out an apology letter (Form 04, Circular 01/2018/TT-VPCP) as a PDF with fpdf2.
+
+The font must cover Vietnamese: DejaVu Sans (Debian `fonts-dejavu-core`) is embedded as a subset.
+`DOSSIER_APOLOGY_FONT_DIR` names another directory holding DejaVuSans.ttf and DejaVuSans-Bold.ttf.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.enums import Align, XPos, YPos
+
+from services.dossier.domain.apology import ApologyLetterContent
+from services.dossier.domain.calendar import LOCAL_TIME
+
+FONT_DIR_VARIABLE = "DOSSIER_APOLOGY_FONT_DIR"
+DEFAULT_FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+REGULAR, BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
+FAMILY = "DejaVu"
+TITLE = "PHIẾU XIN LỖI VÀ HẸN LẠI NGÀY TRẢ KẾT QUẢ"
+NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+MOTTO = "Độc lập - Tự do - Hạnh phúc"
+SIGNER_TITLE = "THỦ TRƯỞNG CƠ QUAN"
+SIGNER_NOTE = "(Ký số bằng chữ ký số của cơ quan)"
+LEFT_WIDTH, GAP = 70.0, 4.0
+LINE = 6.0
+
+
+class FontMissing(RuntimeError):
+    """No Vietnamese-capable font: the service cannot write letters and says so at start-up."""
+
+
+def font_dir() -> Path:
+    configured = os.environ.get(FONT_DIR_VARIABLE)
+    candidates = [Path(configured)] if configured else list(DEFAULT_FONT_DIRS)
+    for directory in candidates:
+        if (directory / REGULAR).is_file() and (directory / BOLD).is_file():
+            return directory
+    raise FontMissing(
+        f"{REGULAR} and {BOLD} not found in {', '.join(map(str, candidates))}: install fonts-dejavu-core "
+        f"or set {FONT_DIR_VARIABLE}"
+    )
+
+
+def render_apology_letter(content: ApologyLetterContent, fonts: Path | None = None) -> bytes:
+    directory = fonts or font_dir()
+    pdf = FPDF(format="A4", unit="mm")
+    pdf.set_margins(20, 15, 15)
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_creation_date(datetime.combine(content.letter_date, time(0), tzinfo=LOCAL_TIME).astimezone(UTC))
+    pdf.set_title(TITLE)
+    pdf.set_author(content.agency_name)
+    pdf.set_lang("vi")
+    pdf.add_font(FAMILY, "", str(directory / REGULAR))
+    pdf.add_font(FAMILY, "B", str(directory / BOLD))
+    pdf.add_page()
+    _header(pdf, content)
+    _title(pdf, content)
+    _body(pdf, content)
+    _signature(pdf)
+    return bytes(pdf.output())
+
+
+def _header(pdf: FPDF, content: ApologyLetterContent) -> None:
+    """Agency on the left, the national header and the dateline on the right (same top line)."""
+    top = pdf.get_y()
+    right_x = pdf.l_margin + LEFT_WIDTH + GAP
+    right_width = pdf.w - pdf.r_margin - right_x
+    pdf.set_font(FAMILY, "B", 10)
+    pdf.multi_cell(LEFT_WIDTH, 5, content.agency_name.upper(), align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    rule_y = pdf.get_y() + 0.5
+    left_middle = pdf.l_margin + LEFT_WIDTH / 2
+    pdf.line(left_middle - 12, rule_y, left_middle + 12, rule_y)
+    pdf.set_y(rule_y + 2)
+    pdf.set_font(FAMILY, "", 10)
+    pdf.cell(LEFT_WIDTH, 5, "Số: ....../PXL", align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    left_bottom = pdf.get_y()
+    pdf.set_xy(right_x, top)
+    pdf.set_font(FAMILY, "B", 10)
+    pdf.cell(right_width, 5, NATION, align=Align.C, new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.cell(right_width, 5, MOTTO, align=Align.C, new_x=XPos.LEFT, new_y=YPos.NEXT)
+    underline_y = pdf.get_y() + 0.5
+    middle = right_x + right_width / 2
+    pdf.line(middle - 25, underline_y, middle + 25, underline_y)
+    pdf.set_y(underline_y + 2)
+    pdf.set_x(right_x)
+    pdf.set_font(FAMILY, "", 10)
+    pdf.cell(right_width, 5, content.dateline(), align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_y(max(left_bottom, pdf.get_y()) + 8)
+
+
+def _title(pdf: FPDF, content: ApologyLetterContent) -> None:
+    pdf.set_font(FAMILY, "B", 13)
+    pdf.cell(0, 8, TITLE, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(4)
+    pdf.set_font(FAMILY, "", 11)
+    pdf.cell(0, LINE, f"Kính gửi: {content.addressee}.", align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(3)
+
+
+def _body(pdf: FPDF, content: ApologyLetterContent) -> None:
+    pdf.set_font(FAMILY, "", 11)
+    for paragraph in content.body():
+        pdf.set_x(pdf.l_margin)
+        pdf.multi_cell(0, LINE, paragraph, align=Align.J, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(2)
+
+
+def _signature(pdf: FPDF) -> None:
+    pdf.ln(6)
+    block_x = pdf.l_margin + LEFT_WIDTH + GAP
+    width = pdf.w - pdf.r_margin - block_x
+    pdf.set_x(block_x)
+    pdf.set_font(FAMILY, "B", 11)
+    pdf.cell(width, LINE, SIGNER_TITLE, align=Align.C, new_x=XPos.LEFT, new_y=YPos.NEXT)
+    pdf.set_font(FAMILY, "", 9)
+    pdf.cell(width, LINE, SIGNER_NOTE, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -1,0 +1,129 @@
+"""Kafka handlers of the dossier service: the apology letter of every overdue dossier.
+
+`dossier.apology_required` → Form 04 letter (PDF) → PAdES B-T signature with the agency's SEAL
+certificate (signing service) → the `apology_letters` row and `dossier.apology_issued` in the
+consumer's transaction, which also records the event id (kit.consumer).
+
+Exactly one letter per dossier: the letter is signed before anything is written, so a crash
+after signing but before commit only means the redelivery signs again; the unique `dossier_id`
+and the processed event ids let one letter, and one `dossier.apology_issued`, commit. A signing
+outage is retried without limit (the letter is late, never lost); a refusal (the agency has no
+CA, …) parks the event on the DLQ, and GetApologyCoverage lists the dossier as missing a letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from citydata.v1 import dossier_pb2 as pb
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from kit.clock import Clock
+from kit.db import outbox_row
+from kit.events import InboundEvent, OutboundEvent
+from services.dossier import store
+from services.dossier.apology_letter import render_apology_letter
+from services.dossier.domain.apology import SIGNATURE_REASON, LetterPolicy, letter_content
+from services.dossier.domain.calendar import WorkingCalendar
+from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
+from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
+from services.dossier.signing_client import SigningClient
+
+log = logging.getLogger(__name__)
+
+APOLOGY_CONSUMER = "dossier-apology-letters"
+APOLOGY_ISSUED = "dossier.apology_issued"
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where a handler writes its events: the consumer's session is the transaction."""
+
+    table: Table
+    source: str
+
+
+class ApologyLetterIssuer:
+    def __init__(
+        self,
+        signing: SigningClient,
+        calendar: WorkingCalendar,
+        clock: Clock,
+        outbox: Outbox,
+        policy: LetterPolicy,
+        fonts: Path,
+    ) -> None:
+        self._signing = signing
+        self._calendar = calendar
+        self._clock = clock
+        self._outbox = outbox
+        self._policy = policy
+        self._fonts = fonts
+
+    def handle(self, session: Session, event: InboundEvent) -> None:
+        if event.type != APOLOGY_REQUIRED:
+            return
+        required = event.parse(pb.DossierApologyRequired)
+        dossier_id = required.header.dossier_id
+        if store.letter_exists(session, dossier_id):
+            log.info("apology letter already issued", extra={"dossier_id": dossier_id, "event_id": event.id})
+            return
+        dossier = store.get_dossier(session, dossier_id)
+        if dossier is None:
+            # Only this service publishes on the topic, in the dossier's own transaction: an
+            # unknown id comes from another deployment sharing the broker, not from ours.
+            log.warning("apology required for a dossier of another database", extra={"dossier_id": dossier_id})
+            return
+        procedure = store.get_procedure(session, dossier.procedure_code)
+        if procedure is None:
+            raise LookupError(f"procedure {dossier.procedure_code} of dossier {dossier_id} is not in the catalogue")
+        issued_at = self._clock.now()
+        missed_due_at = from_timestamp(required.missed_due_at)
+        content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy)
+        unsigned = render_apology_letter(content, self._fonts)
+        serial = self._seal_serial(session, dossier.agency_code, procedure.agency_name)
+        signed = self._signing.sign_pdf(dossier.agency_code, serial, unsigned, SIGNATURE_REASON)
+        letter = store.StoredLetter(
+            letter_id=str(uuid4()),
+            dossier_id=dossier_id,
+            agency_code=dossier.agency_code,
+            pdf=signed.pdf,
+            sha256=hashlib.sha256(signed.pdf).hexdigest(),
+            issued_at=issued_at,
+            signed_at=signed.signed_at,
+            new_appointment_at=content.new_appointment,
+            reason=content.reason,
+            signer_serial=signed.serial,
+        )
+        store.add_letter(session, letter)
+        self._publish(session, letter, required)
+        log.info("apology letter issued", extra={"dossier_id": dossier_id, "letter_id": letter.letter_id})
+
+    def _seal_serial(self, session: Session, agency: str, agency_name: str) -> str:
+        serial = store.signer_serial(session, agency)
+        if serial is not None:
+            return serial
+        issued = self._signing.issue_seal(agency, agency_name)
+        store.remember_signer(session, agency, issued, self._clock.now())
+        return store.signer_serial(session, agency) or issued
+
+    def _publish(self, session: Session, letter: store.StoredLetter, required: pb.DossierApologyRequired) -> None:
+        header = required.header
+        payload = pb.DossierApologyIssued(
+            dossier_id=letter.dossier_id,
+            number=header.number,
+            agency_code=letter.agency_code,
+            procedure_code=header.procedure_code,
+            letter_id=letter.letter_id,
+            sha256=letter.sha256,
+            issued_at=timestamp(letter.issued_at),
+            new_appointment_at=timestamp(letter.new_appointment_at),
+        )
+        event = OutboundEvent(TOPIC, AGGREGATE, letter.dossier_id, APOLOGY_ISSUED, payload, time=letter.issued_at)
+        session.execute(insert(self._outbox.table), [outbox_row(event, self._outbox.source, datetime.now(UTC))])
