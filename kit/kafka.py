@@ -63,6 +63,9 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: list[str], **ov
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": 200,
+        # a crashed replica's partitions move to the survivors after 10 s, not kafka-python's 45 s
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 3000,
         "client_id": group_id,
         **security_settings(),
     }
