@@ -11,7 +11,7 @@
   dossier service (fresh PostgreSQL database, relay on, clock at the quarter's end), until every
   outbox row is on Kafka; the 1.0 figure is a linear estimate.
 
-Needs PostgreSQL (BENCH_PG_ADMIN_URL, default the local citydata server) and Kafka
+Needs the local PostgreSQL (PG_PORT, CITYDATA_DB_PASSWORD) and Kafka
 (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092). Databases and files are created and removed.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -29,7 +28,7 @@ import grpc
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1.dossier_pb2_grpc import DossierServiceStub
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Column, MetaData, String, Table, create_engine, func, insert, select, text
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from kit.clock import ManualClock
@@ -38,7 +37,9 @@ from kit.db import make_engine
 from kit.events import encode_outbox_row
 from kit.kafka import ensure_topics, make_producer
 from kit.migrations import upgrade_to_head
+from kit.net import free_port
 from kit.runtime import ServiceRuntime
+from kit.scratch import ScratchDatabase
 from kit.subscribe import BEGINNING, Subscription, TypedEvent
 from services.analytics.domain.quarter import QUARTER_END, scaled_counts
 from services.analytics.simulate import simulate
@@ -47,7 +48,6 @@ from services.dossier.app import build_app
 from services.dossier.domain.applicants import TrustingApplicantDirectory
 from services.dossier.messages import TOPIC
 
-ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://citydata:citydata@127.0.0.1:5432/postgres")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 effects_metadata = MetaData()
@@ -126,30 +126,10 @@ def facade_rate(topic: str, count: int, database_url: str) -> float:
 # --- the quarter -----------------------------------------------------------------------------
 
 
-class ScratchDatabase:
-    def __init__(self) -> None:
-        self.name = f"bench_analytics_{uuid.uuid4().hex[:8]}"
-        self._admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with self._admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def drop(self) -> None:
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self._admin.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def quarter_times(scale: float) -> tuple[float, float, int]:
     """(seconds to import, seconds until every event is on Kafka, events published)."""
-    database = ScratchDatabase()
-    port = _free_port()
+    database = ScratchDatabase("bench_analytics")
+    port = free_port()
     engine = make_engine(database.url)
     try:
         upgrade_to_head(engine, "dossier", dossier_store.metadata)

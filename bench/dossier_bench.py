@@ -11,7 +11,7 @@
   open dossiers fall due over ~10 s; for each, the time from its due instant to its
   dossier.overdue record (a) as stamped by Kafka (the relay's send) and (b) as read by a consumer.
 
-Needs PostgreSQL (BENCH_PG_ADMIN_URL, default the local citydata server) and Kafka
+Needs the local PostgreSQL (PG_PORT, CITYDATA_DB_PASSWORD) and Kafka
 (KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092). Databases are created and dropped.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,11 +35,11 @@ import psycopg
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1.dossier_pb2_grpc import DossierServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import create_engine, text
 
 from kit.kafka import ensure_topics
+from kit.net import free_port, wait_serving
+from kit.scratch import ScratchDatabase
 from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.importing import ImportedStep, replay
@@ -61,35 +60,11 @@ from services.dossier.messages import TOPIC
 from services.dossier.store import dossier_values
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://citydata:citydata@127.0.0.1:5432/postgres")
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 ROWS_PER_MESSAGE = 500
 
 
 # --- processes and databases ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("dossier service exited during start-up")
-            try:
-                status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError("dossier service never became SERVING")
 
 
 def start_dossier(database_url: str, var: str, relay: bool) -> tuple[subprocess.Popen[bytes], int]:
@@ -122,21 +97,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-class Database:
-    def __init__(self, label: str) -> None:
-        self._admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        self.name = f"bench_dossier_{label}_{uuid.uuid4().hex[:8]}"
-        with self._admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
-        self.raw_url = self.url.replace("postgresql+psycopg://", "postgresql://")
-
-    def drop(self) -> None:
-        with self._admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self._admin.dispose()
 
 
 def stamp(value: datetime) -> Timestamp:
@@ -182,7 +142,7 @@ def historical_rows(count: int, now: datetime) -> Iterator[pb.ImportedDossier]:
 
 def import_throughput(rows: int) -> tuple[float, float, pb.ImportDossiersResponse]:
     """(service seconds, raw COPY seconds, the import's response) for the same `rows` dossiers."""
-    database = Database("import")
+    database = ScratchDatabase("bench_dossier_import")
     try:
         with tempfile.TemporaryDirectory() as var:
             process, port = start_dossier(database.url, var, relay=False)
@@ -196,7 +156,7 @@ def import_throughput(rows: int) -> tuple[float, float, pb.ImportDossiersRespons
                     service_seconds = time.perf_counter() - started
             finally:
                 stop(process)
-        return service_seconds, copy_same_rows(database.raw_url, rows, now), response
+        return service_seconds, copy_same_rows(database.libpq_url, rows, now), response
     finally:
         database.drop()
 
@@ -294,7 +254,7 @@ def insert_open_dossiers(raw_url: str, count: int, due: list[datetime], prefix: 
 
 def overdue_latency(open_count: int, probes: int) -> tuple[list[float], list[float]]:
     """Milliseconds from due instant to (Kafka record timestamp, consumer receipt), per probe."""
-    database = Database("overdue")
+    database = ScratchDatabase("bench_dossier_overdue")
     ensure_topics(KAFKA, [TOPIC])
     consumer = KafkaConsumer(bootstrap_servers=KAFKA, enable_auto_commit=False, group_id=None)
     partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or [])]
@@ -307,10 +267,10 @@ def overdue_latency(open_count: int, probes: int) -> tuple[list[float], list[flo
             process, _port = start_dossier(database.url, var, relay=True)
             try:
                 far = datetime.now(UTC) + timedelta(days=30)
-                insert_open_dossiers(database.raw_url, open_count, [far], "BG")
+                insert_open_dossiers(database.libpq_url, open_count, [far], "BG")
                 start = datetime.now(UTC) + timedelta(seconds=3)
                 due = [start + timedelta(seconds=10 * i / probes) for i in range(probes)]
-                ids = insert_open_dossiers(database.raw_url, probes, due, "PROBE")
+                ids = insert_open_dossiers(database.libpq_url, probes, due, "PROBE")
                 due_of = dict(zip(ids, due, strict=True))
                 return _collect(consumer, due_of)
             finally:

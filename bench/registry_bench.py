@@ -9,7 +9,7 @@ raw baseline on the same machine.
 * ImportCitizens rows/s (validation, citizens + history + outbox rows, one transaction per 1000
   rows) vs psycopg COPY of the same rows into a copy of the citizens table (same indexes).
 
-Needs PostgreSQL (BENCH_PG_ADMIN_URL, default the local citydata server); the benchmark
+Needs the local PostgreSQL (PG_PORT, CITYDATA_DB_PASSWORD); the benchmark
 database is created and dropped. The outbox relay is off, so Kafka is not needed and the
 outbox rows are written but not published.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,14 +37,14 @@ import psycopg
 from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import create_engine, text
+from grpc_health.v1 import health_pb2_grpc
 
+from kit.net import free_port, wait_serving
+from kit.scratch import scratch_database
 from services.registry import domain
 from services.registry.store import citizen_row
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://citydata:citydata@127.0.0.1:5432/postgres")
 ECHO_METHOD = "/bench.Echo/Echo"
 ROWS_PER_MESSAGE = 500
 
@@ -112,30 +111,6 @@ def citizen_input(i: int) -> pb.CitizenInput:
 
 
 # --- Processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("server exited during start-up")
-            try:
-                if (
-                    health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-    raise RuntimeError("server never became SERVING")
 
 
 def start_registry(database_url: str, var: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -286,14 +261,9 @@ def copy_rows(database_url: str, rows: int) -> float:
 
 
 def run(rows: int, concurrency: int, seconds: float) -> None:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"bench_registry_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     echo, echo_port = start_echo()
     try:
-        with tempfile.TemporaryDirectory() as var:
+        with scratch_database("bench_registry") as database_url, tempfile.TemporaryDirectory() as var:
             registry, port = start_registry(database_url, var)
             try:
                 report(database_url, port, echo_port, rows, concurrency, seconds)
@@ -301,9 +271,6 @@ def run(rows: int, concurrency: int, seconds: float) -> None:
                 stop(registry)
     finally:
         stop(echo)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def report(database_url: str, port: int, echo_port: int, rows: int, concurrency: int, seconds: float) -> None:

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
+from kit.errors import FieldViolation, InvalidArgument
 from kit.grpc_errors import abort_with
 from kit.metrics import meter
 
@@ -41,30 +42,77 @@ class CallInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method  # type: ignore[attr-defined]
         if method.startswith("/grpc.health") or method.startswith("/grpc.reflection"):
             return handler
+        decode = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary, method), handler.request_deserializer, handler.response_serializer
+                _unary(handler.unary_unary, method), decode, handler.response_serializer
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _streaming(handler.unary_stream, method), handler.request_deserializer, handler.response_serializer
+                _streaming(handler.unary_stream, method), decode, handler.response_serializer
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _unary(handler.stream_unary, method), handler.request_deserializer, handler.response_serializer
+                _unary(handler.stream_unary, method), decode, handler.response_serializer
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                _streaming(handler.stream_stream, method), handler.request_deserializer, handler.response_serializer
+                _streaming(handler.stream_stream, method), decode, handler.response_serializer
             )
         return handler
+
+
+@dataclass(frozen=True)
+class _Undecodable:
+    """Stands in for a request whose bytes are not a valid message of the RPC's request type."""
+
+    type_name: str
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpcio answers INTERNAL when a request deserializer raises; a caller who sends bytes that
+    are not the request message (truncated, invalid UTF-8 in a string, nesting too deep) made a
+    bad request, so the failure is handed to the handler, which answers INVALID_ARGUMENT."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    type_name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception:
+            return _Undecodable(type_name)
+
+    return decode
+
+
+def _undecodable_error(request: _Undecodable) -> InvalidArgument:
+    problem = f"the request body is not a valid {request.type_name} (undecodable protobuf)"
+    return InvalidArgument([FieldViolation("", problem)], message=problem)
+
+
+def _decoded(request: Any) -> Any:
+    """The request, with undecodable messages (single or inside a request stream) refused."""
+    if isinstance(request, _Undecodable):
+        raise _undecodable_error(request)
+    if isinstance(request, Iterator):
+        return _decoded_stream(request)
+    return request
+
+
+def _decoded_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            raise _undecodable_error(request)
+        yield request
 
 
 def _unary(behaviour: Callable[[Any, grpc.ServicerContext], Any], method: str) -> Callable[..., Any]:
     def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
-            response = behaviour(request, context)
+            response = behaviour(_decoded(request), context)
             _log_call(method, context, started)
             return response
         except Exception as exc:
@@ -81,7 +129,7 @@ def _streaming(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]], 
     def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         started = time.perf_counter()
         try:
-            yield from behaviour(request, context)
+            yield from behaviour(_decoded(request), context)
             _log_call(method, context, started)
         except Exception as exc:
             if _already_aborted(context):

@@ -16,10 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from kit.config import DEFAULT_PORTS, REPO_ROOT, var_dir
+from kit.net import health_status
 
 SERVICES = ["registry", "signing", "dossier", "gateway"]  # start order: dependencies first
 START_TIMEOUT_SECONDS = 90
@@ -27,16 +25,6 @@ START_TIMEOUT_SECONDS = 90
 
 def port_of(service: str) -> int:
     return int(os.environ.get(f"{service.upper()}_GRPC_PORT", DEFAULT_PORTS[service]))
-
-
-def health_status(port: int, timeout: float = 1.0) -> str:
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-    except grpc.RpcError as error:
-        return f"DOWN ({error.code().name})"  # type: ignore[attr-defined]
 
 
 def run_dir() -> Path:

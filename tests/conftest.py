@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+
+from kit.scratch import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USE_DOCKER = os.environ.get("CITYDATA_TEST_INFRA") == "docker"
@@ -59,24 +60,11 @@ def kafka_bootstrap(infra: dict[str, str]) -> str:
     return infra["kafka"]
 
 
-def _pg_url(infra: dict[str, str], database: str) -> str:
-    password = os.environ.get("CITYDATA_DB_PASSWORD", "citydata")
-    return f"postgresql+psycopg://citydata:{password}@{infra['pg_host']}:{infra['pg_port']}/{database}"
-
-
 @pytest.fixture
 def pg_database(infra: dict[str, str]) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_pg_url(infra, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _pg_url(infra, name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("test", infra["pg_host"], infra["pg_port"]) as url:
+        yield url
 
 
 @pytest.fixture

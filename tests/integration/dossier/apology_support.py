@@ -23,7 +23,7 @@ from citydata.v1 import dossier_pb2_grpc
 from citydata.v1 import signing_pb2 as signing_pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from kit.clock import ManualClock
 from kit.config import REPO_ROOT, ServiceSettings
@@ -32,6 +32,7 @@ from kit.db import make_engine
 from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
+from kit.scratch import scratch_database
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
 from services.dossier.domain.applicants import TrustingApplicantDirectory
@@ -65,18 +66,8 @@ def start_group_at_end(bootstrap: str, group: str, topic: str = TOPIC) -> None:
 @contextmanager
 def extra_pg_database(infra: dict[str, str]) -> Iterator[str]:
     """A second fresh PostgreSQL database (the `pg_database` fixture gives one per test)."""
-    password = os.environ.get("CITYDATA_DB_PASSWORD", "citydata")
-    base = f"postgresql+psycopg://citydata:{password}@{infra['pg_host']}:{infra['pg_port']}"
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("test", infra["pg_host"], infra["pg_port"]) as url:
+        yield url
 
 
 @dataclass

@@ -1,0 +1,205 @@
+"""Gateway benchmark: the cost of the one door. GetCitizen QPS and latency through the gateway
+(dev token, purpose, policy check, field cut, hash-chained audit row per call) against the same
+read served directly by the registry, on the same machine, same client threads.
+
+    python -m bench gateway [--citizens 200] [--concurrency 8] [--seconds 5]
+
+Both services run as their own processes on fresh PostgreSQL databases (BENCH_PG_ADMIN_URL,
+default the local citydata server), created and dropped here. Outbox relays and the gateway's
+read model are off, so Kafka carries nothing during the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+from citydata.v1 import common_pb2
+from citydata.v1 import registry_pb2 as pb
+from citydata.v1.registry_pb2_grpc import RegistryServiceStub
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, text
+
+from services.registry.domain import Gender, build_national_id
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://citydata:citydata@127.0.0.1:5432/postgres")
+TOKEN = "bench-token"
+POLICY = """
+[purposes]
+PUBLIC_SERVICE = "benchmark"
+[field_groups."citydata.v1.Citizen"]
+unrestricted = ["registry_id", "version", "create_time", "update_time"]
+identity = ["national_id", "full_name", "date_of_birth", "gender"]
+address = ["address"]
+contact = ["phone", "email"]
+[agencies.BENCH]
+rpcs = ["citydata.v1.RegistryService/GetCitizen"]
+field_groups = ["identity", "address"]
+purposes = ["PUBLIC_SERVICE"]
+rate_per_second = 1000000
+burst = 1000000
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    name = f"bench_gateway_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def service(module: str, env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=REPO_ROOT, env={**os.environ, **env}, stdout=out, stderr=out
+        )
+        try:
+            wait_serving(port, process)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"service on port {port} exited with {process.returncode}")
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.3)
+    raise RuntimeError(f"service on port {port} did not start")
+
+
+def register(stub: RegistryServiceStub, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        citizen = pb.CitizenInput(
+            national_id=build_national_id("079", Gender.MALE, 1980 + n % 30, f"{random.randrange(10**6):06d}"),
+            full_name="Nguyễn Văn Bench",
+            date_of_birth=f"{1980 + n % 30}-01-15",
+            gender=pb.GENDER_MALE,
+            address=common_pb2.Address(province_code="079", ward_code="26734", street="1 Lê Lợi"),
+        )
+        request = pb.RegisterCitizenRequest(citizen=citizen, idempotency_key=str(uuid.uuid4()))
+        ids.append(stub.RegisterCitizen(request, timeout=10).citizen.registry_id)
+    return ids
+
+
+def load(call: Callable[[str], object], ids: list[str], concurrency: int, seconds: float) -> tuple[float, float, float]:
+    """QPS, p50 and p99 (ms) of `call` from `concurrency` threads for `seconds`."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker() -> None:
+        mine = []
+        rng = random.Random()
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            call(rng.choice(ids))
+            mine.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return len(latencies) / elapsed, cuts[49], cuts[98]
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench gateway")
+    parser.add_argument("--citizens", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    scratch = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    (scratch / "policy.toml").write_text(POLICY, encoding="utf-8")
+    (scratch / "tokens.toml").write_text(f'[tokens]\n"{TOKEN}" = "BENCH"\n', encoding="utf-8")
+    registry_port, gateway_port = free_port(), free_port()
+    with database() as registry_db, database() as gateway_db:
+        registry_env = {
+            "REGISTRY_DATABASE_URL": registry_db,
+            "REGISTRY_GRPC_PORT": str(registry_port),
+            "REGISTRY_OUTBOX_RELAY": "false",
+            "CITYDATA_VAR": str(scratch),
+        }
+        gateway_env = {
+            "GATEWAY_DATABASE_URL": gateway_db,
+            "GATEWAY_GRPC_PORT": str(gateway_port),
+            "GATEWAY_HTTP_PORT": str(free_port()),
+            "GATEWAY_OUTBOX_RELAY": "false",
+            "GATEWAY_READMODEL": "false",
+            "GATEWAY_POLICY": str(scratch / "policy.toml"),
+            "GATEWAY_DEV_TOKENS": str(scratch / "tokens.toml"),
+            "REGISTRY_ADDRESS": f"127.0.0.1:{registry_port}",
+            "CITYDATA_VAR": str(scratch),
+        }
+        with (
+            service("services.registry", registry_env, registry_port, scratch / "registry.log"),
+            service("services.gateway", gateway_env, gateway_port, scratch / "gateway.log"),
+            grpc.insecure_channel(f"127.0.0.1:{registry_port}") as direct_channel,
+            grpc.insecure_channel(f"127.0.0.1:{gateway_port}") as gateway_channel,
+        ):
+            direct, through = RegistryServiceStub(direct_channel), RegistryServiceStub(gateway_channel)
+            ids = register(direct, args.citizens)
+            metadata = (("authorization", f"Bearer {TOKEN}"), ("x-citydata-purpose", "PUBLIC_SERVICE"))
+
+            def via_registry(registry_id: str) -> object:
+                return direct.GetCitizen(pb.GetCitizenRequest(registry_id=registry_id), timeout=10)
+
+            def via_gateway(registry_id: str) -> object:
+                return through.GetCitizen(pb.GetCitizenRequest(registry_id=registry_id), metadata=metadata, timeout=10)
+
+            load(via_gateway, ids, args.concurrency, 1.0)  # warm-up: connections, caches
+            registry_figures = load(via_registry, ids, args.concurrency, args.seconds)
+            gateway_figures = load(via_gateway, ids, args.concurrency, args.seconds)
+    print(f"GetCitizen, {args.concurrency} client threads, {args.seconds:.0f} s each, {args.citizens} citizens")
+    print(f"{'path':<26}{'QPS':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, (qps, p50, p99) in (("registry (direct)", registry_figures), ("gateway (audited)", gateway_figures)):
+        print(f"{label:<26}{qps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
+    print(f"gateway / registry QPS ratio: {gateway_figures[0] / registry_figures[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
