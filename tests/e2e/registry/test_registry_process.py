@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kit.net import free_port, wait_serving
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_serving(channel: grpc.Channel, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the registry exited during start-up"
-        try:
-            status = health.Check(health_pb2.HealthCheckRequest(service="citydata.v1.RegistryService"), timeout=1)
-            if status.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the registry never reported SERVING")
 
 
 def test_register_get_update_history_then_sigterm(pg_database: str, kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -56,7 +34,7 @@ def test_register_get_update_history_then_sigterm(pg_database: str, kafka_bootst
     )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            wait_serving(channel, process)
+            wait_serving(port, process, service="citydata.v1.RegistryService")
             stub = RegistryServiceStub(channel)
             citizen = stub.RegisterCitizen(
                 pb.RegisterCitizenRequest(
