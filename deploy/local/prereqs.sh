@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(openjdk-17-jre-headless maven postgresql postgresql-contrib softhsm2 kcat openssl
-  poppler-utils libnss3-tools fonts-dejavu-core)
+  poppler-utils libnss3-tools fonts-dejavu-core chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -8,6 +8,11 @@ Security modes, chosen from the environment and logged at start-up:
 * zero configuration (`make run` on a laptop): neither is set. The gateway writes dev tokens for
   every agency of the policy to var/gateway/dev-tokens.toml and serves plaintext, but only on a
   loopback address; anywhere else it refuses to start.
+
+The same identities serve the JSON/HTTP port (GATEWAY_HTTP_PORT, 8080): HTTPS with client
+certificates when TLS is configured (optional client certificate when dev tokens are configured
+too), bearer tokens in dev-token mode. The read model's consumer group is GATEWAY_READMODEL_GROUP
+(default `gateway-readmodel`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +29,7 @@ import grpc
 from citydata.v1 import gateway_pb2_grpc
 
 from kit.clock import Clock, SystemClock
-from kit.config import REPO_ROOT, ConfigError, var_dir
+from kit.config import DEFAULT_PORTS, REPO_ROOT, ConfigError, env_bool, env_int, var_dir
 from kit.grpc_server import ServiceHost, Worker, registrar
 from kit.runtime import ServiceRuntime, start_runtime
 from services.gateway import store
@@ -31,8 +37,11 @@ from services.gateway.api.catalog import forwarded_methods
 from services.gateway.api.gate import AUDIT_TOPIC, AuditLog, Gatekeeper
 from services.gateway.api.identity import CertificateIdentity, DevTokenIdentity, Identity, IdentityChain
 from services.gateway.api.proxy import ProxyHandler, UpstreamChannels
+from services.gateway.api.reads import ReadModelReads
 from services.gateway.api.service import SERVICE, GatewayServicer
+from services.gateway.consumers import ProcedureFacts, ReadModel, readmodel_group
 from services.gateway.domain.ratelimit import RateLimiter
+from services.gateway.http.server import GatewayHttpServer, http_worker, tls_context
 from services.gateway.policy_file import PolicySource, load_policy
 
 log = logging.getLogger("citydata.gateway")
@@ -128,6 +137,12 @@ def announce_mode(options: GatewayOptions, address: str) -> None:
         )
 
 
+@dataclass
+class GatewayProcess:
+    host: ServiceHost
+    http: GatewayHttpServer | None
+
+
 def build_host(
     runtime: ServiceRuntime,
     options: GatewayOptions,
@@ -137,7 +152,30 @@ def build_host(
     workers: list[Worker] | None = None,
 ) -> ServiceHost:
     """The gateway's gRPC host: the proxy for every forwarded RPC plus GatewayService."""
+    return build_gateway(runtime, options, address, environ, clock, workers).host
+
+
+def http_tls(options: GatewayOptions) -> ssl.SSLContext | None:
+    if options.tls is None:
+        return None
+    tls = options.tls
+    return tls_context(tls.cert, tls.key, tls.client_ca, require_client_certificate=options.dev_tokens is None)
+
+
+def build_gateway(
+    runtime: ServiceRuntime,
+    options: GatewayOptions,
+    address: str,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    workers: list[Worker] | None = None,
+    read_model: ReadModel | None = None,
+    http_address: tuple[str, int] | None = None,
+) -> GatewayProcess:
+    """The gRPC host (proxy + GatewayService) and, when `http_address` is given, the JSON/HTTP
+    server as one of its workers. Without `read_model` the read RPCs answer UNAVAILABLE."""
     clock = clock or SystemClock()
+    workers = list(workers) if workers is not None else []
     gate = Gatekeeper(
         identity=identity_for(options),
         policies=PolicySource(options.policy_path, options.policy_check_seconds),
@@ -148,18 +186,24 @@ def build_host(
     proxy = ProxyHandler(methods, gate, UpstreamChannels())
     forwarded_services = sorted({path.split("/")[1] for path in methods})
     log.info("forwarding", extra={"services": forwarded_services, "rpcs": len(methods)})
-    return ServiceHost(
+    reads = ReadModelReads(runtime.sessions, read_model) if read_model is not None else None
+    servicer = GatewayServicer(gate, runtime.sessions, reads)
+    http = GatewayHttpServer(http_address, servicer, http_tls(options)) if http_address is not None else None
+    if http is not None:
+        workers.append(http_worker(http))
+    host = ServiceHost(
         "gateway",
         address,
         [
             lambda server: server.add_generic_rpc_handlers((proxy,)),
-            registrar(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(gate, runtime.sessions)),
+            registrar(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, servicer),
         ],
         [SERVICE, *forwarded_services],
-        workers=workers if workers is not None else [],
+        workers=workers,
         grace_seconds=runtime.settings.shutdown_grace_seconds,
         credentials=server_credentials(options.tls) if options.tls else None,
     )
+    return GatewayProcess(host, http)
 
 
 def main() -> None:
@@ -167,8 +211,17 @@ def main() -> None:
     settings = runtime.settings
     options = options_from_env(os.environ, settings.grpc_host)
     announce_mode(options, settings.grpc_address)
-    workers = [runtime.relay_worker()] if settings.relay_enabled else []
-    build_host(runtime, options, settings.grpc_address, workers=workers).run_until_signal()
+    # GATEWAY_READMODEL=false runs a replica that only proxies (its read RPCs answer UNAVAILABLE).
+    read_model = ReadModel(runtime, readmodel_group()) if env_bool("GATEWAY_READMODEL", True) else None
+    dossier_address = os.environ.get("DOSSIER_ADDRESS") or f"127.0.0.1:{DEFAULT_PORTS['dossier']}"
+    workers = [read_model.worker(), ProcedureFacts(runtime, dossier_address).worker()] if read_model else []
+    if settings.relay_enabled:
+        workers.insert(0, runtime.relay_worker())
+    http_address = (settings.grpc_host, env_int("GATEWAY_HTTP_PORT", 8080))
+    gateway = build_gateway(
+        runtime, options, settings.grpc_address, workers=workers, read_model=read_model, http_address=http_address
+    )
+    gateway.host.run_until_signal()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from kit.db import UtcDateTime, platform_tables, utc
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject, chain
+from services.gateway.readmodel.tables import define_readmodel_tables
 
 metadata = MetaData()
 tables = platform_tables(metadata)
@@ -168,3 +169,7 @@ def _entry(row: RowMapping, subjects: frozenset[Subject]) -> AuditEntry:
         trace_id=row["trace_id"],
         subjects=subjects,
     )
+
+
+# The read model's tables live in the same database and migrations (see services.gateway.readmodel).
+readmodel = define_readmodel_tables(metadata)

@@ -1,4 +1,7 @@
-"""GatewayService: the citizen's data tracker and the audit log's self-check."""
+"""GatewayService: the citizen's data tracker, the audit log's self-check and the read-model reads.
+
+Every RPC goes through the same gate as the proxy (identity, rate limit, right, purpose for
+personal data, field groups, audit)."""
 
 from __future__ import annotations
 
@@ -9,10 +12,11 @@ from citydata.v1 import gateway_pb2, gateway_pb2_grpc
 from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
-from kit.errors import FieldViolation, InvalidArgument
+from kit.errors import FieldViolation, InvalidArgument, Unavailable
 from services.gateway import store
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper
-from services.gateway.api.messages import subjects_of
+from services.gateway.api.messages import subjects_of, withhold_fields
+from services.gateway.api.reads import ReadModelReads
 from services.gateway.domain.audit import Subject, Verification, verify_chain
 
 DEFAULT_PAGE_SIZE = 50
@@ -25,9 +29,10 @@ def verify_audit_log(session: Session) -> Verification:
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
-    def __init__(self, gate: Gatekeeper, sessions: Callable[[], Session]) -> None:
+    def __init__(self, gate: Gatekeeper, sessions: Callable[[], Session], reads: ReadModelReads | None = None) -> None:
         self.gate = gate
         self.sessions = sessions
+        self.reads = reads
 
     def ListDataAccess(  # noqa: N802 - gRPC method name
         self, request: gateway_pb2.ListDataAccessRequest, context: grpc.ServicerContext
@@ -62,6 +67,66 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             )
 
         return self.gate.unary(context, f"{SERVICE}/VerifyAuditLog", "citydata.v1.VerifyAuditLogResponse", action)
+
+    def GetCitizenProfile(  # noqa: N802
+        self, request: gateway_pb2.GetCitizenProfileRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.GetCitizenProfileResponse:
+        def action(admission: Admission, call: CallRecord) -> gateway_pb2.GetCitizenProfileResponse:
+            response = self._reads().citizen_profile(request)
+            withhold_fields(response, admission.visible_fields)
+            call.subjects |= subjects_of(response)
+            context.set_trailing_metadata(admission.withheld_metadata())
+            return response
+
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/GetCitizenProfile",
+            "citydata.v1.GetCitizenProfileResponse",
+            action,
+            lambda call: call.subjects.update(subjects_of(request)),
+        )
+
+    def GetBusinessProfile(  # noqa: N802
+        self, request: gateway_pb2.GetBusinessProfileRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.GetBusinessProfileResponse:
+        def action(admission: Admission, call: CallRecord) -> gateway_pb2.GetBusinessProfileResponse:
+            response = self._reads().business_profile(request)
+            withhold_fields(response, admission.visible_fields)
+            call.subjects |= subjects_of(response)
+            return response
+
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/GetBusinessProfile",
+            "citydata.v1.GetBusinessProfileResponse",
+            action,
+            lambda call: call.subjects.update(subjects_of(request)),
+        )
+
+    def GetDossierKpis(  # noqa: N802
+        self, request: gateway_pb2.GetDossierKpisRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.GetDossierKpisResponse:
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/GetDossierKpis",
+            "citydata.v1.GetDossierKpisResponse",
+            lambda _admission, _call: self._reads().dossier_kpis(request),
+        )
+
+    def GetReadModelStatus(  # noqa: N802
+        self, request: gateway_pb2.GetReadModelStatusRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.GetReadModelStatusResponse:
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/GetReadModelStatus",
+            "citydata.v1.GetReadModelStatusResponse",
+            lambda _admission, _call: self._reads().status(),
+        )
+
+    def _reads(self) -> ReadModelReads:
+        if self.reads is None:
+            raise Unavailable("this gateway runs without its read model")
+        return self.reads
 
 
 def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, int | None, int]:

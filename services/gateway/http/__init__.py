@@ -1,0 +1,1 @@
+"""JSON over HTTP: the gateway's reads for systems without gRPC, and the operators' dashboard."""
