@@ -23,6 +23,7 @@ CONTENT_TYPE = "application/protobuf"
 SPEC_VERSION = "1.0"
 OUTBOX_SHARDS = 16
 TRACE_HEADERS = ("traceparent", "tracestate")
+MAX_EVENT_ID_LENGTH = 64  # processed_events.event_id
 
 
 class MalformedEvent(Exception):
@@ -162,6 +163,13 @@ def decode_record(record: Any) -> InboundEvent:
     content_type = headers.get("content-type", b"").decode(errors="replace")
     if content_type != CONTENT_TYPE:
         raise MalformedEvent(f"content-type must be {CONTENT_TYPE}, got {content_type or 'none'}")
+    # Checked on the raw headers: the CloudEvents SDK invents a fresh random id for a message
+    # without ce_id, which would defeat the processed-ids check (every redelivery "new").
+    for required in ("id", "type", "source"):
+        if not headers.get(f"ce_{required}"):
+            raise MalformedEvent(f"missing CloudEvent attribute ce_{required}")
+    if len(headers["ce_id"]) > MAX_EVENT_ID_LENGTH:
+        raise MalformedEvent(f"ce_id is longer than {MAX_EVENT_ID_LENGTH} bytes")
     try:
         event = from_binary(KafkaMessage(headers, record.key, record.value or b""), data_unmarshaller=bytes)
     except Exception as exc:

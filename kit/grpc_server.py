@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc import server_interceptor
 from kit.errors import FieldViolation, InvalidArgument
 from kit.grpc_errors import abort_with
 from kit.metrics import meter
+from kit.tls import server_credentials_for
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +215,10 @@ class ServiceHost:
             reflection.SERVICE_NAME,
         ]
         reflection.enable_server_reflection(names, self.server)
-        if self.credentials is not None:
-            port = self.server.add_secure_port(self.address, self.credentials)
+        # Explicit credentials (the gateway's) win; else <SERVICE>_TLS_* from the environment (kit.tls).
+        credentials = self.credentials or server_credentials_for(self.service, self.address)
+        if credentials is not None:
+            port = self.server.add_secure_port(self.address, credentials)
         else:
             port = self.server.add_insecure_port(self.address)
         if port == 0:
