@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
@@ -20,6 +21,7 @@ from opentelemetry.instrumentation.grpc import server_interceptor
 from kit.errors import FieldViolation, InvalidArgument
 from kit.grpc_errors import abort_with
 from kit.metrics import meter
+from kit.request_checks import request_violations
 from kit.tls import server_credentials_for
 
 log = logging.getLogger(__name__)
@@ -81,22 +83,36 @@ def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 
     def decode(raw: bytes) -> Any:
         try:
-            return deserializer(raw)
+            message = deserializer(raw)
         except Exception:
             return _Undecodable(type_name)
+        violations = request_violations(message) if isinstance(message, Message) else []
+        return _Refused(violations) if violations else message
 
     return decode
 
 
-def _undecodable_error(request: _Undecodable) -> InvalidArgument:
-    problem = f"the request body is not a valid {request.type_name} (undecodable protobuf)"
-    return InvalidArgument([FieldViolation("", problem)], message=problem)
+@dataclass(frozen=True)
+class _Refused:
+    """Stands in for a decoded request that fails the checks every request gets (kit.request_checks)."""
+
+    violations: list[FieldViolation]
+
+
+def _refusal(request: Any) -> InvalidArgument | None:
+    if isinstance(request, _Undecodable):
+        problem = f"the request body is not a valid {request.type_name} (undecodable protobuf)"
+        return InvalidArgument([FieldViolation("", problem)], message=problem)
+    if isinstance(request, _Refused):
+        return InvalidArgument(request.violations)
+    return None
 
 
 def _decoded(request: Any) -> Any:
-    """The request, with undecodable messages (single or inside a request stream) refused."""
-    if isinstance(request, _Undecodable):
-        raise _undecodable_error(request)
+    """The request, with undecodable or refused messages (single or inside a request stream) refused."""
+    refusal = _refusal(request)
+    if refusal is not None:
+        raise refusal
     if isinstance(request, Iterator):
         return _decoded_stream(request)
     return request
@@ -104,8 +120,9 @@ def _decoded(request: Any) -> Any:
 
 def _decoded_stream(requests: Iterator[Any]) -> Iterator[Any]:
     for request in requests:
-        if isinstance(request, _Undecodable):
-            raise _undecodable_error(request)
+        refusal = _refusal(request)
+        if refusal is not None:
+            raise refusal
         yield request
 
 

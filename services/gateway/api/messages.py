@@ -37,7 +37,7 @@ def subjects_of(message: Message) -> set[Subject]:
             kind = subject_kind(field.name)
             if kind is not None:
                 values = list(value) if _is_repeated(field) else [value]
-                found.update(Subject(kind, item) for item in values if item)
+                found.update(Subject.of(kind, item) for item in values if item)
     return found
 
 

@@ -102,12 +102,14 @@ class _Forward:
     def stream_unary(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         def action(admission: Admission, call: CallRecord) -> bytes:
             stub = self.channel.stream_unary(self.method.path, _identity, _identity)
+            refused: list[InvalidArgument] = []
             response, upstream = _upstream(
                 lambda: stub.with_call(
-                    self._noting_subjects(requests, call),
+                    self._noting_subjects(requests, call, refused),
                     metadata=admission.upstream_metadata(),
                     timeout=_timeout(context),
-                )
+                ),
+                refused,
             )
             context.set_trailing_metadata((*upstream.trailing_metadata(), *admission.withheld_metadata()))
             return self._response(response, admission, call)
@@ -125,22 +127,30 @@ class _Forward:
     def stream_stream(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         def action(admission: Admission, call: CallRecord) -> Iterator[bytes]:
             stub = self.channel.stream_stream(self.method.path, _identity, _identity)
+            refused: list[InvalidArgument] = []
             responses = stub(
-                self._noting_subjects(requests, call), metadata=admission.upstream_metadata(), timeout=_timeout(context)
+                self._noting_subjects(requests, call, refused),
+                metadata=admission.upstream_metadata(),
+                timeout=_timeout(context),
             )
-            yield from self._relay_stream(responses, admission, call, context)
+            yield from self._relay_stream(responses, admission, call, context, refused)
 
         return self.gate.streaming(context, self.method.right, self.response_type, action)
 
     def _relay_stream(
-        self, responses: Any, admission: Admission, call: CallRecord, context: grpc.ServicerContext
+        self,
+        responses: Any,
+        admission: Admission,
+        call: CallRecord,
+        context: grpc.ServicerContext,
+        refused: list[InvalidArgument] | None = None,
     ) -> Iterator[bytes]:
         context.add_callback(responses.cancel)  # the caller went away: stop the upstream call too
         try:
             for response in responses:
                 yield self._response(response, admission, call)
         except grpc.RpcError as error:
-            raise _failure(error) from None
+            raise (refused[0] if refused else _failure(error)) from None
         context.set_trailing_metadata((*responses.trailing_metadata(), *admission.withheld_metadata()))
 
     def _noting(self, request: bytes) -> Callable[[CallRecord], None]:
@@ -149,9 +159,17 @@ class _Forward:
 
         return note
 
-    def _noting_subjects(self, requests: Iterator[bytes], call: CallRecord) -> Iterator[bytes]:
+    def _noting_subjects(
+        self, requests: Iterator[bytes], call: CallRecord, refused: list[InvalidArgument]
+    ) -> Iterator[bytes]:
+        """Forwards the caller's stream; an undecodable chunk cancels the upstream call (raising
+        inside a request iterator does) and is remembered, so the caller hears INVALID_ARGUMENT."""
         for request in requests:
-            call.subjects |= subjects_of(self._parse(request, self.method.request_type, "request"))
+            try:
+                call.subjects |= subjects_of(self._parse(request, self.method.request_type, "request"))
+            except InvalidArgument as exc:
+                refused.append(exc)
+                raise
             yield request
 
     def _response(self, data: bytes, admission: Admission, call: CallRecord) -> bytes:
@@ -173,11 +191,11 @@ class _Forward:
             raise Unavailable(f"{self.method.path}: the service sent an unreadable response") from None
 
 
-def _upstream(send: Callable[[], tuple[bytes, Any]]) -> tuple[bytes, Any]:
+def _upstream(send: Callable[[], tuple[bytes, Any]], refused: list[InvalidArgument] | None = None) -> tuple[bytes, Any]:
     try:
         return send()
     except grpc.RpcError as error:
-        raise _failure(error) from None
+        raise (refused[0] if refused else _failure(error)) from None
 
 
 def _failure(error: grpc.RpcError) -> Exception:

@@ -141,7 +141,7 @@ def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, in
         if not request.page_token.isdigit():
             raise InvalidArgument([FieldViolation("page_token", "not a token this RPC returned")])
         before = int(request.page_token)
-    return Subject(which, value), before, request.page_size or DEFAULT_PAGE_SIZE
+    return Subject.of(which, value), before, request.page_size or DEFAULT_PAGE_SIZE
 
 
 def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,12 +12,25 @@ from kit.hashchain import ChainedEntry as ChainedEntryOf
 SUBJECT_KINDS = ("registry_id", "national_id", "dossier_id")
 
 
+MAX_SUBJECT_LENGTH = 64
+
+
 @dataclass(frozen=True, order=True)
 class Subject:
     """Something a call touched: a citizen or business (registry_id, national_id) or a dossier."""
 
     kind: str
     value: str
+
+    @classmethod
+    def of(cls, kind: str, value: str) -> Subject:
+        """A subject as the audit log stores it. A value no real identifier looks like (too long,
+        or holding control characters) is kept as its SHA-256, so a hostile call is still audited
+        instead of failing the audit insert."""
+        if len(value) <= MAX_SUBJECT_LENGTH and value.isprintable():
+            return cls(kind, value)
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return cls(kind, f"sha256:{digest}")
 
 
 @dataclass(frozen=True)

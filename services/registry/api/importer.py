@@ -114,7 +114,7 @@ class CitizenImport:
                     holders[outcome.national_id] = outcome.registry_id  # a later row with it is a duplicate
                     accepted.append(outcome)
                     continue
-                outcome = _already_exists(outcome.national_id, holder)
+                outcome = _already_exists(holder)
             failed.append(pb.ImportRowResult(row_number=number, error=outcome))
         repository.add_all(accepted)
         for citizen in accepted:
@@ -170,9 +170,9 @@ def _validate(row: pb.CitizenInput, now: datetime) -> domain.Citizen | pb.Import
         )
 
 
-def _already_exists(national_id: str, holder: str) -> pb.ImportRowError:
+def _already_exists(holder: str) -> pb.ImportRowError:
     return pb.ImportRowError(
         code="ALREADY_EXISTS",
-        message=f"national id {national_id} is already registered as citizen {holder}",
+        message=f"this national id is already registered as citizen {holder}",
         existing_registry_id=holder,
     )

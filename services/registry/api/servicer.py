@@ -82,7 +82,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 citizen, name = repository.get(registry_id), registry_id
             elif lookup == "national_id":
                 national_id = parsed_national_id(request.national_id)
-                citizen, name = repository.by_national_id(national_id), national_id
+                # a national id is personal data: the error names the lookup, never the number
+                citizen, name = repository.by_national_id(national_id), "with the given national_id"
             else:
                 raise InvalidArgument([FieldViolation("lookup", "give registry_id or national_id")])
         if citizen is None:
@@ -303,7 +304,7 @@ def prefixed(prefix: str, build: Callable[[], T]) -> T:
 def refuse_taken_national_id(repository: CitizenRepository, national_id: str, own_id: str) -> None:
     holder = repository.holders_of([national_id]).get(national_id)
     if holder is not None and holder != own_id:
-        raise AlreadyExists("citizen", holder, f"national id {national_id} is already registered as citizen {holder}")
+        raise AlreadyExists("citizen", holder, f"this national id is already registered as citizen {holder}")
 
 
 def refuse_taken_enterprise_code(repository: BusinessRepository, code: str, own_id: str) -> None:
