@@ -6,6 +6,7 @@ import grpc
 from citydata.v1 import registry_pb2, registry_pb2_grpc
 
 from kit.errors import Unavailable
+from kit.tls import secure_channel_to
 from services.dossier.domain.lifecycle import ApplicantKind
 
 _ABSENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
@@ -13,7 +14,7 @@ _ABSENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
 
 class RegistryApplicantDirectory:
     def __init__(self, address: str, timeout_seconds: float = 3.0) -> None:
-        self._channel = grpc.insecure_channel(address)
+        self._channel = secure_channel_to(address, service="dossier")
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._timeout = timeout_seconds
 

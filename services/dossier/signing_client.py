@@ -18,6 +18,7 @@ from citydata.v1 import signing_pb2 as pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
 
 from kit.errors import Unavailable
+from kit.tls import secure_channel_to
 
 AGENCY_METADATA = "x-citydata-agency"
 DEFAULT_ADDRESS = "127.0.0.1:50053"
@@ -42,7 +43,7 @@ class SignedPdf:
 
 class SigningClient:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout_seconds: float = 30.0) -> None:
-        self._channel = grpc.insecure_channel(address)
+        self._channel = secure_channel_to(address, service="dossier")
         self._stub = SigningServiceStub(self._channel)
         self._timeout = timeout_seconds
 

@@ -16,6 +16,7 @@ from citydata.v1 import dossier_pb2, dossier_pb2_grpc
 
 from kit.grpc_server import Worker
 from kit.runtime import ServiceRuntime
+from kit.tls import secure_channel_to
 from services.gateway import store
 from services.gateway.readmodel.offsets import committed_offsets, end_offsets, origin_offsets, partitions_of
 from services.gateway.readmodel.projection import TOPICS, Projection, upsert
@@ -96,7 +97,7 @@ class ProcedureFacts:
         return Worker("gateway-procedure-facts", self.run)
 
     def run(self, stop: threading.Event) -> None:
-        channel = grpc.insecure_channel(self.dossier_address)
+        channel = secure_channel_to(self.dossier_address, service="gateway")
         stub = dossier_pb2_grpc.DossierServiceStub(channel)
         queries = ReadModelQueries(store.readmodel)
         try:

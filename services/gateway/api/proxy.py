@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
 from kit.errors import FieldViolation, InvalidArgument, Unavailable
 from kit.grpc_server import MAX_MESSAGE_BYTES
+from kit.tls import secure_channel_to
 from services.gateway.api.catalog import ForwardedMethod, MethodKind
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper, UpstreamFailure
 from services.gateway.api.messages import subjects_of, withhold_fields
@@ -41,12 +42,13 @@ class UpstreamChannels:
     def channel(self, address: str) -> grpc.Channel:
         with self._lock:
             if address not in self._channels:
-                raw = grpc.insecure_channel(
+                raw = secure_channel_to(
                     address,
                     options=[
                         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                     ],
+                    service="gateway",
                 )
                 # OpenTelemetry's interceptor has its own channel wrapper (it is not a grpc.*ClientInterceptor).
                 self._channels[address] = intercept_channel(raw, client_interceptor())
