@@ -14,7 +14,7 @@ BUF := npx --yes @bufbuild/buf@1.50.0
 TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 
-.PHONY: help install tools proto catalogue k8s infra-up infra-down run up down status test test-unit test-integration \
+.PHONY: help install tools proto catalogue k8s hostile infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
 
 help: ## this list
@@ -85,6 +85,9 @@ catalogue: install ## regenerate docs/events.md (the event catalogue) from the p
 fmt: install ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+hostile: install infra-up ## hostile input, malformed events, TLS and secret scans (HOSTILE_EXAMPLES=10000 for the long run)
+	$(PY) -m pytest tests/hostile
 
 bench: install infra-up ## benchmarks (figures printed as ratios against raw baselines)
 	$(PY) -m bench
