@@ -138,6 +138,7 @@ def apology_worker(
         Outbox(runtime.tables.outbox, runtime.source),
         settings.policy,
         settings.fonts or font_dir(),
+        applicant_directory(),
     )
     log.info(
         "apology letters enabled",

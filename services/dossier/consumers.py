@@ -30,6 +30,7 @@ from kit.events import InboundEvent, OutboundEvent
 from services.dossier import store
 from services.dossier.apology_letter import render_apology_letter
 from services.dossier.domain.apology import SIGNATURE_REASON, LetterPolicy, letter_content
+from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.domain.calendar import WorkingCalendar
 from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
 from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
@@ -58,6 +59,7 @@ class ApologyLetterIssuer:
         outbox: Outbox,
         policy: LetterPolicy,
         fonts: Path,
+        applicants: ApplicantDirectory | None = None,
     ) -> None:
         self._signing = signing
         self._calendar = calendar
@@ -65,6 +67,7 @@ class ApologyLetterIssuer:
         self._outbox = outbox
         self._policy = policy
         self._fonts = fonts
+        self._applicants = applicants or TrustingApplicantDirectory()
 
     def handle(self, session: Session, event: InboundEvent) -> None:
         if event.type != APOLOGY_REQUIRED:
@@ -85,7 +88,8 @@ class ApologyLetterIssuer:
             raise LookupError(f"procedure {dossier.procedure_code} of dossier {dossier_id} is not in the catalogue")
         issued_at = self._clock.now()
         missed_due_at = from_timestamp(required.missed_due_at)
-        content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy)
+        name = self._applicants.display_name(dossier.applicant_kind, dossier.applicant_registry_id)
+        content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy, name)
         unsigned = render_apology_letter(content, self._fonts)
         serial = self._seal_serial(session, dossier.agency_code, procedure.agency_name)
         signed = self._signing.sign_pdf(dossier.agency_code, serial, unsigned, SIGNATURE_REASON)

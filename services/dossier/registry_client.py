@@ -30,5 +30,20 @@ class RegistryApplicantDirectory:
             raise Unavailable(f"the registry cannot confirm the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
         return True
 
+    def display_name(self, kind: ApplicantKind, registry_id: str) -> str | None:
+        """Best effort, for the apology letter's addressee: any failure gives None."""
+        try:
+            if kind is ApplicantKind.CITIZEN:
+                citizen = self._stub.GetCitizen(
+                    registry_pb2.GetCitizenRequest(registry_id=registry_id), timeout=self._timeout
+                ).citizen
+                return citizen.full_name or None
+            business = self._stub.GetBusiness(
+                registry_pb2.GetBusinessRequest(registry_id=registry_id), timeout=self._timeout
+            ).business
+            return business.name or None
+        except grpc.RpcError:
+            return None
+
     def close(self) -> None:
         self._channel.close()

@@ -3,8 +3,9 @@ lỗi và hẹn lại ngày trả kết quả"): what it says, the new appointme
 
 Choices (see services/dossier/README.md):
 
-* The applicant is addressed by registry id ("Ông/Bà có mã định danh …"), not by name: the letter
-  must not wait for, or fail with, the registry, and the dossier service keeps no personal names.
+* The applicant is addressed by name when the registry gives it ("Ông/Bà Nguyễn Văn An (mã định
+  danh …)") and by registry id alone otherwise: the letter must not wait for, or fail with, the
+  registry, and the dossier database keeps no personal names (the name is only in the PDF).
 * The reason is `DEFAULT_REASON`: no RPC records an officer's reason for a delay yet.
 * The new appointment is closing time of the N-th working day after the later of the missed due
   date and the letter's date, N = the procedure's own processing time in working days (working
@@ -78,11 +79,11 @@ def salutation(kind: ApplicantKind) -> str:
     return "Quý tổ chức" if kind is ApplicantKind.BUSINESS else "Ông/Bà"
 
 
-def addressee(kind: ApplicantKind, registry_id: str) -> str:
+def addressee(kind: ApplicantKind, registry_id: str, name: str | None = None) -> str:
     """Who the letter is for, as the "Kính gửi" line names them."""
     if kind is ApplicantKind.BUSINESS:
-        return f"Quý tổ chức có mã số {registry_id}"
-    return f"Ông/Bà có mã định danh {registry_id}"
+        return f"{name} (mã số {registry_id})" if name else f"Quý tổ chức có mã số {registry_id}"
+    return f"Ông/Bà {name} (mã định danh {registry_id})" if name else f"Ông/Bà có mã định danh {registry_id}"
 
 
 def extra_working_days(procedure: Procedure, policy: LetterPolicy) -> int:
@@ -106,12 +107,13 @@ def letter_content(
     missed_due_at: datetime,
     issued_at: datetime,
     policy: LetterPolicy,
+    applicant_name: str | None = None,
 ) -> ApologyLetterContent:
     return ApologyLetterContent(
         agency_name=procedure.agency_name,
         place=PLACE,
         letter_date=issued_at.astimezone(LOCAL_TIME).date(),
-        addressee=addressee(dossier.applicant_kind, dossier.applicant_registry_id),
+        addressee=addressee(dossier.applicant_kind, dossier.applicant_registry_id, applicant_name),
         salutation=salutation(dossier.applicant_kind),
         dossier_number=dossier.number,
         procedure_name=procedure.name,

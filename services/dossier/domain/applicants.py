@@ -13,6 +13,10 @@ class ApplicantDirectory(Protocol):
 
     def exists(self, kind: ApplicantKind, registry_id: str) -> bool: ...
 
+    def display_name(self, kind: ApplicantKind, registry_id: str) -> str | None:
+        """The applicant's registered name, or None when it cannot be had right now."""
+        ...
+
 
 class TrustingApplicantDirectory:
     """Used when no registry address is configured (local runs, imports of historical data
@@ -20,3 +24,6 @@ class TrustingApplicantDirectory:
 
     def exists(self, kind: ApplicantKind, registry_id: str) -> bool:
         return bool(registry_id.strip())
+
+    def display_name(self, kind: ApplicantKind, registry_id: str) -> str | None:
+        return None

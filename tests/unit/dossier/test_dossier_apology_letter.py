@@ -104,6 +104,24 @@ def test_the_letter_addresses_citizens_and_businesses_by_registry_id() -> None:
     assert "Sở Tư pháp xin lỗi Quý tổ chức" in " ".join(business.body())
 
 
+def test_the_letter_names_the_applicant_when_the_registry_gave_the_name() -> None:
+    issued = datetime(2025, 3, 7, 10, 0, tzinfo=LOCAL_TIME)
+    citizen = letter_content(
+        overdue_dossier(), THREE_DAYS, CALENDAR, DUE, issued, LetterPolicy(), applicant_name="Nguyễn Văn An"
+    )
+    business = letter_content(
+        overdue_dossier(ApplicantKind.BUSINESS),
+        THREE_DAYS,
+        CALENDAR,
+        DUE,
+        issued,
+        LetterPolicy(),
+        "Công ty TNHH Sao Mai",
+    )
+    assert citizen.addressee == "Ông/Bà Nguyễn Văn An (mã định danh cit-000123)"
+    assert business.addressee == "Công ty TNHH Sao Mai (mã số cit-000123)"
+
+
 @pytest.mark.parametrize(("overdue", "issued", "percent"), [(0, 0, 100.0), (4, 4, 100.0), (3, 1, 33.33), (8, 0, 0.0)])
 def test_coverage_percent(overdue: int, issued: int, percent: float) -> None:
     assert coverage_percent(overdue, issued) == percent
