@@ -14,7 +14,7 @@ BUF := npx --yes @bufbuild/buf@1.50.0
 TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 
-.PHONY: help install tools proto catalogue k8s hostile infra-up infra-down run up down status test test-unit test-integration \
+.PHONY: help install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
 
 help: ## this list
@@ -88,6 +88,14 @@ fmt: install ## format the code
 
 hostile: install infra-up ## hostile input, malformed events, TLS and secret scans (HOSTILE_EXAMPLES=10000 for the long run)
 	$(PY) -m pytest tests/hostile
+
+SOAK_MINUTES ?= 60
+
+chaos: install ## fault suite on a PRIVATE Kafka + PostgreSQL (never 9092/5432), 1-min soak, scale-out proof; var/chaos-report.json
+	$(PY) -m pytest tests/chaos tests/scaleout
+
+soak: install ## steady load for SOAK_MINUTES (60) at half the measured maximum, RSS + latency every 10 s; var/soak-report.json
+	$(PY) -m chaos soak --minutes $(SOAK_MINUTES)
 
 bench: install infra-up ## benchmarks (figures printed as ratios against raw baselines)
 	$(PY) -m bench

@@ -14,7 +14,8 @@ from typing import Any
 
 from chaos.load import LoadGenerator
 from chaos.platform import Platform
-from chaos.services import ServiceProcess, health
+from chaos.services import ServiceProcess
+from kit.net import health_status
 
 SERVICE_FAULTS = ("registry", "dossier", "signing")
 INFRA_FAULTS = ("kafka", "postgres")
@@ -124,12 +125,12 @@ class FaultInjector:
     # ------------------------------------------------------------------ observation
 
     def _observe_health(self, seconds: float) -> dict[str, list[str]]:
-        """The distinct health answers of each service while the dependency is down."""
+        """The distinct readiness answers (the named gRPC service's health) while the dependency is down."""
         seen: dict[str, list[str]] = {s.name: [] for s in self.platform.services}
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             for service in self.platform.services:
-                status = health(service.port)
+                status = health_status(service.port, service.grpc_service)
                 if status not in seen[service.name]:
                     seen[service.name].append(status)
             time.sleep(0.5)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.config import REPO_ROOT
+from kit.net import free_port
 
 INFRA_SCRIPT = REPO_ROOT / "deploy" / "local" / "infra.sh"
 SHARED_PORTS = {9092, 9093, 5432}
@@ -26,12 +27,6 @@ DATABASES = ("registry", "dossier", "signing", "gateway")
 
 class InfraError(RuntimeError):
     """infra.sh failed; the message carries its output."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

@@ -16,23 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from chaos.infra import PrivateInfra, free_port
+from chaos.infra import PrivateInfra
 from kit.config import REPO_ROOT
+from kit.net import free_port, health_status
 
 SIGNING_AGENCIES = "STP,SXD"
 START_TIMEOUT_SECONDS = 120.0
-
-
-def health(port: int, timeout: float = 1.0) -> str:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-        except grpc.RpcError as error:
-            return f"DOWN ({error.code().name})"  # type: ignore[attr-defined]
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
 @dataclass
@@ -41,6 +30,12 @@ class ServiceProcess:
 
     name: str
     module: str
+
+    @property
+    def grpc_service(self) -> str:
+        """The full gRPC service name, whose health status follows the service's readiness."""
+        return f"citydata.v1.{self.module.capitalize()}Service"
+
     env: dict[str, str]
     port: int
     log_path: Path
@@ -76,7 +71,7 @@ class ServiceProcess:
         while time.monotonic() - started < timeout:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited during start-up; see {self.log_path}:\n{self.tail()}")
-            if health(self.port) == "SERVING":
+            if health_status(self.port) == "SERVING":
                 return time.monotonic() - started
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} not SERVING after {timeout}s; see {self.log_path}:\n{self.tail()}")

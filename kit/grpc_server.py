@@ -209,6 +209,11 @@ class ServiceHost:
     max_workers: int = 16
     credentials: grpc.ServerCredentials | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # Dependencies the service cannot serve without (its database): while one fails, the named
+    # services report NOT_SERVING (readiness) and the overall "" status stays SERVING (liveness),
+    # so an orchestrator stops routing calls here without restarting a process that will recover.
+    readiness_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    readiness_interval_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         self.health = health.HealthServicer(experimental_non_blocking=True)
@@ -247,8 +252,35 @@ class ServiceHost:
             self._threads.append(thread)
         for name in ["", *self.service_names]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.readiness_checks:
+            thread = threading.Thread(target=self._watch_readiness, name=f"{self.service}-readiness", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         log.info("service started", extra={"service": self.service, "address": self.address, "port": port})
         return port
+
+    def _watch_readiness(self) -> None:
+        ready = True
+        while not self.stop_event.wait(self.readiness_interval_seconds):
+            failing = self._failing_dependencies()
+            if bool(failing) == ready:  # the state changed
+                ready = not failing
+                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                for name in self.service_names:
+                    self.health.set(name, status)
+                if ready:
+                    log.info("dependencies reachable again: SERVING", extra={"service": self.service})
+                else:
+                    log.warning("dependency unreachable: NOT_SERVING", extra={"service": self.service, **failing})
+
+    def _failing_dependencies(self) -> dict[str, str]:
+        failing: dict[str, str] = {}
+        for name, check in self.readiness_checks.items():
+            try:
+                check()
+            except Exception as exc:
+                failing[name] = type(exc).__name__
+        return failing
 
     def _run_worker(self, worker: Worker) -> None:
         while not self.stop_event.is_set():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kafka import KafkaProducer
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from kit.config import ServiceSettings, load_settings
@@ -50,6 +50,14 @@ class ServiceRuntime:
     def _notify_relay(self) -> None:
         if self._relay is not None:
             self._relay.notify()
+
+    def database_check(self) -> None:
+        """Raises when the database does not answer: a readiness check for ServiceHost."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def readiness_checks(self) -> dict[str, Callable[[], None]]:
+        return {"database": self.database_check}
 
     def producer(self, client_id: str) -> KafkaProducer:
         return make_producer(self.settings.kafka_bootstrap_servers, client_id=client_id)

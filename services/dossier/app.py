@@ -124,6 +124,7 @@ def build_app(
         workers=workers,
         grace_seconds=runtime.settings.shutdown_grace_seconds,
         drain_delay_seconds=drain_delay_seconds,
+        readiness_checks=runtime.readiness_checks(),
     )
     return DossierApp(host, servicer, watcher)
 

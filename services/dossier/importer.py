@@ -18,7 +18,7 @@ from citydata.v1 import dossier_pb2 as pb
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.errors import DomainError
+from kit.errors import DomainError, Unavailable
 from services.dossier import store
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.calendar import LOCAL_TIME
@@ -135,6 +135,10 @@ class DossierImporter:
         try:
             if not self._applicants.exists(kind, message.applicant_registry_id):
                 raise ImportRowError(f"applicant_registry_id: {message.applicant_registry_id!r} is not in the registry")
+        except Unavailable:
+            # the registry is down: the whole call answers UNAVAILABLE, so the agency retries it (rows
+            # already imported are skipped by their import keys) instead of reading a row "failure"
+            raise
         except DomainError as error:
             raise ImportRowError(error.message) from error
         new = NewDossier(str(uuid4()), "", message.applicant_registry_id, kind, channel, imported=True)

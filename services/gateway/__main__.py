@@ -202,6 +202,7 @@ def build_gateway(
         workers=workers,
         grace_seconds=runtime.settings.shutdown_grace_seconds,
         credentials=server_credentials(options.tls) if options.tls else None,
+        readiness_checks=runtime.readiness_checks(),
     )
     return GatewayProcess(host, http)
 

@@ -27,6 +27,7 @@ def build_host(runtime: ServiceRuntime, clock: Clock | None = None, address: str
         service_names=[SERVICE_NAME],
         workers=[runtime.relay_worker()] if runtime.settings.relay_enabled else [],
         grace_seconds=runtime.settings.shutdown_grace_seconds,
+        readiness_checks=runtime.readiness_checks(),
     )
 
 

@@ -124,6 +124,7 @@ def build_host(
         service_names=[SERVICE_NAME],
         workers=[*workers, http.worker()],
         grace_seconds=runtime.settings.shutdown_grace_seconds,
+        readiness_checks=runtime.readiness_checks(),
     )
     return host, http
 

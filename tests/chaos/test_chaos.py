@@ -82,10 +82,6 @@ def test_services_say_in_their_logs_that_a_dependency_is_down(report: dict[str, 
     assert all(kafka[service] for service in ("registry", "dossier", "signing"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: kit.grpc_server sets SERVING once at start-up and never looks at the database again",
-)
 @pytest.mark.timeout(60)
 def test_health_reports_not_serving_while_postgresql_is_down(report: dict[str, Any]) -> None:
     [postgres] = [fault for fault in report["faults"] if fault["target"] == "postgres"]
