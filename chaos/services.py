@@ -190,3 +190,24 @@ def dossier_process(
     if registry is not None:
         env["REGISTRY_ADDRESS"] = registry.address
     return ServiceProcess(name, "dossier", env, port, work / "log" / f"{name}.log")
+
+
+def gateway_process(
+    infra: PrivateInfra, work: Path, dossier: ServiceProcess, dev_tokens: Path, replica: int = 1
+) -> ServiceProcess:
+    """A gateway replica with its read model (group `gateway-readmodel`) and the shipped policy;
+    agencies authenticate with the bearer tokens of `dev_tokens`. Every replica shares one database."""
+    port = free_port()
+    name = "gateway" if replica == 1 else f"gateway-{replica}"
+    env = {key: value for key, value in _base_env(infra, work).items() if not key.startswith("GATEWAY_")}
+    env |= {
+        "GATEWAY_DATABASE_URL": infra.database_url("gateway"),
+        "GATEWAY_GRPC_PORT": str(port),
+        "GATEWAY_HTTP_PORT": str(free_port()),
+        "GATEWAY_METRICS_PORT": str(free_port()),
+        "GATEWAY_DEV_TOKENS": str(dev_tokens),
+        "GATEWAY_POLICY": str(REPO_ROOT / "deploy" / "gateway" / "policy.toml"),
+        "GATEWAY_READMODEL_GROUP": "gateway-readmodel",
+        "DOSSIER_ADDRESS": dossier.address,
+    }
+    return ServiceProcess(name, "gateway", env, port, work / "log" / f"{name}.log")

@@ -14,89 +14,26 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1.dossier_pb2_grpc import DossierServiceStub
-from kafka import KafkaAdminClient
 
 from chaos.checks import distinct_ids_per_key, read_events
 from chaos.infra import PrivateInfra
 from chaos.load import procedures_for, timestamp_of
-from chaos.services import ServiceProcess, dossier_process, signing_process
+from chaos.services import ServiceProcess
 from services.dossier.consumers import APOLOGY_CONSUMER
 from services.dossier.messages import TOPIC
+from tests.scaleout.kafka_groups import wait_for_split
 
 pytestmark = pytest.mark.slow
 
 DOSSIERS = 40
 AGENCIES = ["STP", "SXD"]
-
-
-@pytest.fixture(scope="module")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateInfra]:
-    private = PrivateInfra.allocate(tmp_path_factory.mktemp("scaleout-infra"))
-    private.up()
-    try:
-        yield private
-    finally:
-        private.down()
-        private.remove()
-
-
-@pytest.fixture(scope="module")
-def replicas(infra: PrivateInfra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServiceProcess]]:
-    work = tmp_path_factory.mktemp("scaleout")
-    signing = signing_process(infra, work)
-    first = dossier_process(infra, work, signing, registry=None, replica=1)
-    second = dossier_process(infra, work, signing, registry=None, replica=2)
-    started: list[ServiceProcess] = []
-    try:
-        for process in (signing, first, second):
-            process.start()
-            started.append(process)
-        yield [first, second]
-    finally:
-        for process in reversed(started):
-            process.stop()
-
-
-def group_assignment(bootstrap: str) -> dict[str, list[int]]:
-    """Member id → partitions of the dossier topic it holds, from the group coordinator."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="scaleout-test")
-    try:
-        group = admin.describe_groups([APOLOGY_CONSUMER])[APOLOGY_CONSUMER]
-    finally:
-        admin.close()
-    if group.get("group_state") != "Stable":
-        return {}
-    return {member["member_id"]: _partitions_of(member) for member in group.get("members", [])}
-
-
-def _partitions_of(member: dict[str, Any]) -> list[int]:
-    assignment = member.get("member_assignment") or {}
-    for topic in assignment.get("assigned_partitions", []):
-        name = topic.get("topic") if isinstance(topic, dict) else topic[0]
-        partitions = topic.get("partitions") if isinstance(topic, dict) else topic[1]
-        if name == TOPIC:
-            return sorted(int(partition) for partition in partitions or [])
-    return []
-
-
-def wait_for_split(bootstrap: str, timeout: float = 60.0) -> dict[str, list[int]]:
-    deadline = time.monotonic() + timeout
-    assignment: dict[str, list[int]] = {}
-    while time.monotonic() < deadline:
-        assignment = group_assignment(bootstrap)
-        if len(assignment) == 2 and all(assignment.values()):
-            return assignment
-        time.sleep(0.5)
-    raise AssertionError(f"the two replicas never shared the partitions: {assignment}")
 
 
 def import_overdue(replica: ServiceProcess, procedures: list[str], count: int) -> pb.ImportDossiersResponse:
@@ -143,7 +80,7 @@ def test_two_dossier_replicas_share_apology_letters_without_duplicates_or_losses
     infra: PrivateInfra, replicas: list[ServiceProcess], tmp_path: Path
 ) -> None:
     first, second = replicas
-    assignment = wait_for_split(infra.bootstrap)
+    assignment = wait_for_split(infra.bootstrap, APOLOGY_CONSUMER, TOPIC)
     procedures = procedures_for(AGENCIES)
 
     imports = [import_overdue(first, procedures, DOSSIERS // 2), import_overdue(second, procedures, DOSSIERS // 2)]
