@@ -157,7 +157,12 @@ class ConsumerRunner:
         except Exception as exc:
             log.info(
                 "batch failed; handling its events one by one",
-                extra={"consumer": self.name, "events": len(events), "error_type": type(exc).__name__},
+                extra={
+                    "consumer": self.name,
+                    "events": len(events),
+                    "error_type": type(exc).__name__,
+                    "error": str(exc).splitlines()[0][:300] if str(exc) else "",
+                },
             )
             return False
         self.handled += len(handled)

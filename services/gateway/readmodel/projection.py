@@ -268,8 +268,8 @@ class Projection:
         upsert(
             session,
             p,
-            {"topic": event.topic, "events_applied": 1, "last_event_time": event.time},
-            ["topic"],
+            {"topic": event.topic, "partition": event.partition, "events_applied": 1, "last_event_time": event.time},
+            ["topic", "partition"],
             {"events_applied": p.c.events_applied + 1, "last_event_time": event.time},
         )
 

@@ -127,7 +127,15 @@ class ReadModelQueries:
 
     def positions(self, session: Session) -> list[TopicPosition]:
         p = self.t.topic_positions
-        rows = session.execute(select(p).order_by(p.c.topic)).mappings()
+        rows = session.execute(
+            select(
+                p.c.topic,
+                func.sum(p.c.events_applied).label("events_applied"),
+                func.max(p.c.last_event_time).label("last_event_time"),
+            )
+            .group_by(p.c.topic)
+            .order_by(p.c.topic)
+        ).mappings()
         return [
             TopicPosition(
                 row["topic"],

@@ -123,10 +123,13 @@ def define_readmodel_tables(metadata: MetaData) -> ReadModelTables:
         *(Column(name, BigInteger, nullable=False, default=0) for name in KPI_COUNTERS),
     )
     Index("ix_rm_kpi_daily_day", kpi_daily.c.day)
+    # one row per partition: a partition has one consumer at a time, so replicas never contend
+    # for a position row (one row per topic was a hot row every event of every replica updated)
     topic_positions = Table(
         "rm_topic_positions",
         metadata,
         Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True, server_default="-1"),
         Column("events_applied", BigInteger, nullable=False),
         Column("last_event_time", UtcDateTime(), nullable=True),
     )
