@@ -13,6 +13,7 @@ BUF := npx --yes @bufbuild/buf@1.50.0
 # Tools we did not write, used by tests to check our work; cached outside the clone.
 TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
+GRPCURL := $(TOOLS)/grpcurl
 
 .PHONY: help install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
@@ -63,7 +64,11 @@ $(HEALTH_PROBE):
 	@# only the module proxy is reachable here, not the checksum database
 	GOBIN=$(TOOLS) GOSUMDB=off go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
 
-tools: $(HEALTH_PROBE) ## checking tools the tests use (grpc-health-probe, kustomize, kubeconform)
+$(GRPCURL):
+	@command -v go >/dev/null || { echo "Go is needed to install grpcurl"; exit 1; }
+	GOBIN=$(TOOLS) GOSUMDB=off go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3
+
+tools: $(HEALTH_PROBE) $(GRPCURL) ## tools we did not write, to check our work: grpc-health-probe, grpcurl, kustomize, kubeconform
 	@deploy/k8s/validate.sh --tools
 
 test: install tools infra-up ## the whole test suite against real Kafka and PostgreSQL
