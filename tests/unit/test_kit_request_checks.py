@@ -21,8 +21,14 @@ def test_nul_in_nested_and_repeated_strings_is_named_by_path() -> None:
 
 def test_unknown_enum_number_is_refused_and_known_ones_pass() -> None:
     assert _fields(dossier_pb2.SubmitDossierRequest(channel=-2147483648)) == ["channel"]
-    assert _fields(dossier_pb2.SubmitDossierRequest(channel=dossier_pb2.DossierChannel.Value(
-        dossier_pb2.DossierChannel.Name(1)))) == []
+    assert (
+        _fields(
+            dossier_pb2.SubmitDossierRequest(
+                channel=dossier_pb2.DossierChannel.Value(dossier_pb2.DossierChannel.Name(1))
+            )
+        )
+        == []
+    )
 
 
 def test_timestamps_out_of_range_are_refused() -> None:
