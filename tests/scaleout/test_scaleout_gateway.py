@@ -194,7 +194,11 @@ def gateway_tables(infra: PrivateInfra) -> GatewayTables:
                 text("SELECT event_id FROM processed_events WHERE consumer = :group"), {"group": DEFAULT_GROUP}
             ).scalars()
             letters = conn.execute(text("SELECT dossier_id, apology_letters FROM rm_dossiers")).all()
-            applied = conn.execute(text("SELECT topic, events_applied FROM rm_topic_positions")).all()
+            applied = conn.execute(
+                text(
+                    "SELECT topic, SUM(events_applied) FROM rm_topic_positions GROUP BY topic"
+                )  # one row per partition
+            ).all()
             return GatewayTables(
                 list(processed), {r[0]: int(r[1]) for r in letters}, {r[0]: int(r[1]) for r in applied}
             )
