@@ -35,10 +35,19 @@ class ServiceRuntime:
     topics: list[str]
     sessions: sessionmaker[Session] = field(init=False)
     _relay: OutboxRelay | None = field(init=False, default=None)
-    _relay_ready: threading.Event = field(init=False, default_factory=threading.Event)
+    _runners: list[ConsumerRunner] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # one instrument each, read at scrape time: a second registration of a name is ignored
+        gauge("citydata_outbox_backlog", "outbox rows not yet on Kafka", self._backlog)
+        gauge("citydata_consumer_lag", "messages a consumer group is behind", self._lags)
+
+    def _backlog(self) -> list[tuple[float, dict[str, str]]]:
+        return [(self._relay.backlog(), {})] if self._relay is not None else []
+
+    def _lags(self) -> list[tuple[float, dict[str, str]]]:
+        return [(runner.lag, {"consumer": runner.name}) for runner in self._runners]
 
     @property
     def source(self) -> str:
@@ -68,8 +77,6 @@ class ServiceRuntime:
             if producer is None:
                 return
             self._relay = OutboxRelay(self.engine, self.tables, producer)
-            relay = self._relay
-            gauge("citydata_outbox_backlog", "outbox rows not yet on Kafka", lambda: [(relay.backlog(), {})])
             try:
                 self._relay.run(stop)
             finally:
@@ -96,11 +103,7 @@ class ServiceRuntime:
 
             runner = _retry_until_connected(stop, connect)
             if runner is not None:
-                gauge(
-                    "citydata_consumer_lag",
-                    "messages a consumer group is behind",
-                    lambda: [(runner.lag, {"consumer": name})],
-                )
+                self._runners.append(runner)
                 runner.run(stop)
 
         return Worker(name, run)
