@@ -39,6 +39,19 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0)
         consumer.close()
 
 
+def topic_partitions(consumer: KafkaConsumer, topic: str, timeout: float = 30.0) -> list[TopicPartition]:
+    """The topic's partitions once the client's metadata has them: a topic created a moment ago
+    may be missing from the first metadata answer, and assigning no partitions breaks seeks."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        numbers = consumer.partitions_for_topic(topic)
+        if numbers:
+            return [TopicPartition(topic, p) for p in sorted(numbers)]
+        consumer.topics()  # asks the broker for fresh metadata
+        time.sleep(0.2)
+    raise AssertionError(f"topic {topic} has no partitions after {timeout:.0f}s")
+
+
 def header(record: Any, name: str) -> str | None:
     for key, value in record.headers or []:
         if key == name:

@@ -22,7 +22,7 @@ from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import dossier_pb2_grpc
 from citydata.v1 import signing_pb2 as signing_pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata
 from sqlalchemy import func, select
 
 from kit.clock import ManualClock
@@ -39,7 +39,7 @@ from services.dossier.domain.applicants import TrustingApplicantDirectory
 from services.dossier.messages import TOPIC, timestamp
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
-from tests.support.kafka_tools import header
+from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port, wait_serving
 
 SIGNING_AGENCIES = "SXD,STP"
@@ -55,7 +55,7 @@ def start_group_at_end(bootstrap: str, group: str, topic: str = TOPIC) -> None:
     ensure_topics(bootstrap, [topic])
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = topic_partitions(consumer, topic)
         consumer.assign(partitions)
         consumer.seek_to_end(*partitions)
         consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
@@ -188,9 +188,7 @@ class TopicRecords:
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
         )
-        partitions = [
-            TopicPartition(self.topic, p) for p in sorted(self._consumer.partitions_for_topic(self.topic) or [])
-        ]
+        partitions = topic_partitions(self._consumer, self.topic)
         self._consumer.assign(partitions)
         self._consumer.seek_to_end(*partitions)
         for partition in partitions:

@@ -13,7 +13,7 @@ import grpc
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import dossier_pb2_grpc
 from google.protobuf.message import Message
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from sqlalchemy import Engine
 
 from kit.clock import ManualClock
@@ -28,7 +28,7 @@ from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.applicants import TrustingApplicantDirectory
 from services.dossier.domain.procedures import Procedure, TimeUnit
 from services.dossier.messages import TOPIC
-from tests.support.kafka_tools import header
+from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port
 
 PAYLOADS: dict[str, type[Message]] = {
@@ -70,8 +70,7 @@ class TopicWatch:
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
         )
-        partitions = self._consumer.partitions_for_topic(TOPIC) or set()
-        assigned = [TopicPartition(TOPIC, p) for p in sorted(partitions)]
+        assigned = topic_partitions(self._consumer, TOPIC)
         self._consumer.assign(assigned)
         self._consumer.seek_to_end(*assigned)
         for partition in assigned:

@@ -23,6 +23,7 @@ from services.registry.__main__ import build_host
 from services.registry.api import TOPIC
 from services.registry.domain import Gender, build_national_id
 from services.registry.store import metadata, tables
+from tests.support.kafka_tools import topic_partitions
 
 _serials = itertools.count(1)
 
@@ -93,8 +94,7 @@ def registry(pg_database: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyP
 def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or [])]
-        return dict(consumer.end_offsets(partitions))
+        return dict(consumer.end_offsets(topic_partitions(consumer, TOPIC)))
     finally:
         consumer.close()
 

@@ -34,6 +34,7 @@ from services.signing.crypto.pki import Pki
 from services.signing.crypto.softhsm import SoftHsmToken, init_softhsm_token
 from services.signing.store import metadata as store_metadata
 from services.signing.store import tables as store_tables
+from tests.support.kafka_tools import topic_partitions
 
 TOOLS = {"softhsm": "softhsm2-util", "openssl": "openssl", "pdfsig": "pdfsig", "nss": "certutil"}
 
@@ -153,8 +154,7 @@ class SigningService:
 def _end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
-        partitions = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC) or [])]
-        return dict(consumer.end_offsets(partitions))
+        return dict(consumer.end_offsets(topic_partitions(consumer, TOPIC)))
     finally:
         consumer.close()
 
