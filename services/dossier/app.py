@@ -114,7 +114,7 @@ def build_app(
     if runtime.settings.relay_enabled:
         workers.insert(0, runtime.relay_worker())
     if apology is not None:
-        workers.append(apology_worker(runtime, lifecycle.calendar, clock, apology))
+        workers.append(apology_worker(runtime, lifecycle.calendar, clock, apology, applicants))
     register_apology_gauges(runtime.sessions)
     host = ServiceHost(
         "dossier",
@@ -130,7 +130,11 @@ def build_app(
 
 
 def apology_worker(
-    runtime: ServiceRuntime, calendar: WorkingCalendar, clock: Clock, settings: ApologySettings
+    runtime: ServiceRuntime,
+    calendar: WorkingCalendar,
+    clock: Clock,
+    settings: ApologySettings,
+    applicants: ApplicantDirectory,
 ) -> Worker:
     issuer = ApologyLetterIssuer(
         SigningClient(settings.signing_address),
@@ -139,7 +143,7 @@ def apology_worker(
         Outbox(runtime.tables.outbox, runtime.source),
         settings.policy,
         settings.fonts or font_dir(),
-        applicant_directory(),
+        applicants,  # the same directory the servicer checks applicants with: one registry channel
     )
     log.info(
         "apology letters enabled",
