@@ -31,8 +31,9 @@ from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
+from kit.scratch import create_database, drop_database
 from services.registry.domain import Gender, build_national_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,14 +66,14 @@ def free_port() -> int:
 def database() -> Iterator[str]:
     name = f"bench_gateway_{uuid.uuid4().hex[:8]}"
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    create_database(admin, name)
     try:
         yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            drop_database(admin, name)
+        finally:
+            admin.dispose()
 
 
 @contextmanager

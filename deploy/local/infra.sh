@@ -179,6 +179,9 @@ create_databases() {
       IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'citydata') THEN
         CREATE ROLE citydata LOGIN CREATEDB PASSWORD '$db_password';
       END IF; END \$\$;" >/dev/null
+  # DROP DATABASE ... WITH (FORCE) of a scratch database must also end an autovacuum worker on it,
+  # which belongs to no role: only pg_signal_backend lets citydata do that (kit/scratch.py).
+  as_pg "${psql[@]}" -d postgres -c "GRANT pg_signal_backend TO citydata" >/dev/null
   local db
   for db in "${databases[@]}"; do
     if [ -z "$(as_pg "${psql[@]}" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then

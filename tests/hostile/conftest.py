@@ -26,6 +26,7 @@ from kit.grpc_server import ServiceHost
 from kit.logs import JsonFormatter
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
+from kit.scratch import create_database, drop_database
 from services.gateway import store as gateway_store
 from services.gateway.__main__ import GatewayOptions, build_gateway
 from services.gateway.consumers import ReadModel, readmodel_group
@@ -147,16 +148,16 @@ class Databases:
 
     def create(self, purpose: str) -> str:
         name = f"test_hostile_{purpose}_{uuid.uuid4().hex[:8]}"
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        create_database(self.admin, name)
         self.names.append(name)
         return _pg_url(name)
 
     def drop_all(self) -> None:
-        with self.admin.connect() as conn:
+        try:
             for name in self.names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
+                drop_database(self.admin, name)
+        finally:
+            self.admin.dispose()
 
 
 def _runtime(service: str, url: str, kafka: str, metadata: Any, tables: Any, topics: list[str]) -> ServiceRuntime:

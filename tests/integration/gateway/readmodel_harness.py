@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 
 import grpc
 from citydata.v1 import gateway_pb2, gateway_pb2_grpc, registry_pb2_grpc
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from kit.config import ServiceSettings
 from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
+from kit.scratch import create_database, drop_database
 from services.gateway import store
 from services.gateway.__main__ import GatewayOptions, build_gateway
 from services.gateway.consumers import ProcedureFacts, ReadModel
@@ -205,18 +206,18 @@ def databases(infra: dict[str, str]) -> Iterator[Callable[[], str]]:
 
     def make() -> str:
         name = f"test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        create_database(admin, name)
         names.append(name)
         return _pg_admin_url(infra, name)
 
     try:
         yield make
     finally:
-        with admin.connect() as conn:
+        try:
             for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+                drop_database(admin, name)
+        finally:
+            admin.dispose()
 
 
 @contextmanager
