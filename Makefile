@@ -15,7 +15,7 @@ TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 GRPCURL := $(TOOLS)/grpcurl
 
-.PHONY: help install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
+.PHONY: help prereqs install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
 
 help: ## this list
@@ -39,7 +39,10 @@ $(STAMP_PROTO): $(PROTOS) $(STAMP_VENV)
 
 proto: $(STAMP_PROTO) ## generate Python code from proto/ (never edit gen/ by hand)
 
-infra-up: ## start Kafka (KRaft) and PostgreSQL as local processes (idempotent)
+prereqs: ## the Debian packages the platform needs: installed when root, otherwise the one command to run
+	@deploy/local/prereqs.sh
+
+infra-up: prereqs ## start Kafka (KRaft) and PostgreSQL as local processes (idempotent)
 	@deploy/local/infra.sh up
 
 infra-down: ## stop Kafka and PostgreSQL (data is kept under var/)
