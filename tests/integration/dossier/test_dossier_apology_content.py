@@ -21,6 +21,7 @@ from citydata.v1 import common_pb2, registry_pb2
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import signing_pb2 as signing_pb
 
+from kit.config import REPO_ROOT
 from services.dossier.domain.apology import DEFAULT_REASON
 from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.messages import timestamp
@@ -43,6 +44,7 @@ from tests.integration.gateway.readmodel_harness import RunningRegistry, start_r
 START = datetime(2025, 3, 3, 9, 0, tzinfo=LOCAL_TIME)
 STP_PROCEDURE = pick_procedure(lambda p: p.agency_code == "STP" and p.online_level < 4)
 ISSUED = "dossier.apology_issued"
+RENDERED = REPO_ROOT / "var" / "apology-letter-content"
 
 
 @pytest.fixture
@@ -130,10 +132,16 @@ def letter_of(service: RunningDossierService, dossier_id: str) -> pb.ApologyLett
     return service.stub.GetApologyLetter(pb.GetApologyLetterRequest(dossier_id=dossier_id), timeout=10).letter
 
 
-def text_of(letter: pb.ApologyLetter, path: Path) -> str:
-    if shutil.which("pdftotext") is None:
-        pytest.fail("pdftotext is not installed (Debian package poppler-utils)")
+def text_of(letter: pb.ApologyLetter, name: str) -> str:
+    """The letter's text as pdftotext reads it; the PDF and its first page as PNG stay in
+    var/apology-letter-content/ for a human look."""
+    for tool in ("pdftotext", "pdftoppm"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (Debian package poppler-utils)")
+    RENDERED.mkdir(parents=True, exist_ok=True)
+    path = RENDERED / f"{name}.pdf"
     path.write_bytes(letter.pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(path), str(RENDERED / name)], check=True)
     return " ".join(subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout.split())
 
 
@@ -148,7 +156,6 @@ def test_signed_letters_read_as_form_04_with_number_identity_and_the_recorded_re
     registry: RunningRegistry,
     signing: SigningProcess,
     dossier_topic: TopicRecords,
-    tmp_path: Path,
 ) -> None:
     woman = register_citizen(registry, "Trần Thị Bình", Gender.FEMALE)
     man = register_citizen(registry, "Nguyễn Văn An", Gender.MALE)
@@ -168,9 +175,9 @@ def test_signed_letters_read_as_form_04_with_number_identity_and_the_recorded_re
         service.stub.RecordDelayReason(
             pb.RecordDelayReasonRequest(dossier_id=his.dossier_id, reason="Thiếu cán bộ."), timeout=10
         )
-    her_text = text_of(letters[hers.dossier_id], tmp_path / "hers.pdf")
-    his_text = text_of(letters[his.dossier_id], tmp_path / "his.pdf")
-    its_text = text_of(letters[its.dossier_id], tmp_path / "its.pdf")
+    her_text = text_of(letters[hers.dossier_id], "hers")
+    his_text = text_of(letters[his.dossier_id], "his")
+    its_text = text_of(letters[its.dossier_id], "its")
 
     assert recorded.reason == reason
     assert sorted(letter.letter_number for letter in letters.values()) == ["1/PXL-STP", "2/PXL-STP", "3/PXL-STP"]
@@ -200,7 +207,7 @@ def test_signed_letters_read_as_form_04_with_number_identity_and_the_recorded_re
 
 @pytest.mark.timeout(180)
 def test_a_dossier_imported_as_resolved_late_gets_a_letter_that_says_when_the_result_was_ready(
-    service: RunningDossierService, registry: RunningRegistry, dossier_topic: TopicRecords, tmp_path: Path
+    service: RunningDossierService, registry: RunningRegistry, dossier_topic: TopicRecords
 ) -> None:
     man = register_citizen(registry, "Lê Văn Cường", Gender.MALE)
     received = START - timedelta(days=60)
@@ -221,7 +228,7 @@ def test_a_dossier_imported_as_resolved_late_gets_a_letter_that_says_when_the_re
     [dossier] = service.stub.ListDossiers(pb.ListDossiersRequest(agency_code="STP"), timeout=10).dossiers
     dossier_topic.wait_until(lambda: bool(dossier_topic.of({dossier.dossier_id}, ISSUED)), 90, "the letter")
     letter = letter_of(service, dossier.dossier_id)
-    text = text_of(letter, tmp_path / "late.pdf")
+    text = text_of(letter, "late")
 
     assert imported.rows_imported == 1 and not dossier.on_time
     assert letter.new_appointment_at.ToDatetime(tzinfo=UTC) == resolved.astimezone(UTC)  # the past, no promise
