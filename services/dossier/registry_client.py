@@ -38,7 +38,7 @@ class RegistryApplicantDirectory:
         except grpc.RpcError as error:
             if error.code() in _ABSENT:  # type: ignore[attr-defined]
                 return None
-            raise Unavailable(f"the registry cannot answer for the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
+            raise Unavailable(f"the registry cannot confirm the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self._channel.close()
