@@ -201,6 +201,23 @@ def test_a_dossier_already_returned_late_says_when_it_was_returned() -> None:
     assert "đã được trả cho Ông/Bà vào 09 giờ 15 phút, ngày 11/03/2025" in text
 
 
+@pytest.mark.parametrize(
+    ("state", "fact"),
+    [
+        (State.REJECTED, "Sở Tư pháp đã trả lời từ chối giải quyết hồ sơ vào 11 giờ 00 phút, ngày 12/03/2025"),
+        (State.WITHDRAWN, "Hồ sơ đã được rút theo đề nghị của Ông/Bà vào 11 giờ 00 phút, ngày 12/03/2025"),
+    ],
+)
+def test_a_dossier_closed_after_its_deadline_gets_no_new_appointment(state: State, fact: str) -> None:
+    closed_at = datetime(2025, 3, 12, 11, 0, tzinfo=LOCAL_TIME)
+    closed = replace(overdue_dossier(), state=state, updated_at=closed_at, due_at=None)
+    issued = datetime(2025, 3, 13, 8, 0, tzinfo=LOCAL_TIME)
+    content = letter_content(closed, THREE_DAYS, CALENDAR, DUE, issued, LetterPolicy())
+    text = " ".join(content.body())
+    assert content.new_appointment == closed_at
+    assert fact in text and "sẽ trả kết quả" not in text
+
+
 def test_letter_numbers_follow_the_form() -> None:
     assert letter_number(12, "SNV") == "12/PXL-SNV"
 
