@@ -106,7 +106,7 @@ class ApologyLetterIssuer:
             raise LookupError(f"procedure {dossier.procedure_code} of dossier {dossier_id} is not in the catalogue")
         issuer = issuer_of(dossier.agency_code, procedure.agency_name, self._agencies)
         applicant = self._applicants.applicant(dossier.applicant_kind, dossier.applicant_registry_id)
-        serial = self._seal_serial(session, dossier.agency_code, issuer.agency_name)
+        serial = self._seal_serial(session, dossier.agency_code, procedure.agency_name)
         issued_at = self._clock.now()
         year = issued_at.astimezone(LOCAL_TIME).year
         # Taken last, right before signing: the agency's counter stays locked until commit.
