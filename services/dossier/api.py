@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -18,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.errors import FieldViolation, InvalidArgument, NotFound, ViolationCollector
+from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
+from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
 from services.dossier import store
-from services.dossier.domain.apology import coverage_percent
+from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import (
@@ -36,6 +38,7 @@ from services.dossier.domain.lifecycle import (
     Resolve,
     Resubmit,
     Return,
+    State,
     Withdraw,
     dossier_number,
     with_number,
@@ -43,6 +46,8 @@ from services.dossier.domain.lifecycle import (
 from services.dossier.domain.procedures import Procedure
 from services.dossier.importer import DossierImporter
 from services.dossier.messages import (
+    AGGREGATE,
+    TOPIC,
     apology_letter_pb,
     applicant_kind_of,
     channel_of,
@@ -50,6 +55,7 @@ from services.dossier.messages import (
     from_timestamp,
     procedure_pb,
     state_of,
+    state_pb,
     time_unit_pb,
     timestamp,
     transition_pb,
@@ -63,6 +69,8 @@ MAX_PAGE_SIZE = 500
 MAX_ID_LENGTH = 64
 MAX_SPAN_DAYS = 366 * 20
 MAX_MISSING_LISTED = 100
+MAX_DELAY_REASON_LENGTH = 1000  # keeps Form 04 on one page
+DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
 
 
 class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
@@ -156,6 +164,32 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
             return response_type(dossier=dossier_pb(outcome.dossier))
 
         return run_idempotent(self._new_uow, method, request.idempotency_key, request, response_type, action)
+
+    def RecordDelayReason(  # noqa: N802
+        self, request: pb.RecordDelayReasonRequest, context: Any
+    ) -> pb.RecordDelayReasonResponse:
+        bad = ViolationCollector()
+        _require_id(bad, "dossier_id", request.dossier_id)
+        reason = unicodedata.normalize("NFC", request.reason.strip())  # as printed: composed diacritics
+        _check_delay_reason(bad, reason)
+        bad.raise_if_any()
+
+        def action(uow: UnitOfWork) -> pb.RecordDelayReasonResponse:
+            # The letter's lock: either the letter (issued after this commits) prints this
+            # reason, or it was issued first and this call is refused.
+            store.lock_letter(uow.session, request.dossier_id)
+            dossier = _dossier(uow.session, request.dossier_id)
+            _ensure_reason_still_matters(uow.session, dossier)
+            now = self._clock.now()
+            store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
+            uow.publish(_delay_reason_event(dossier, reason, now))
+            return pb.RecordDelayReasonResponse(
+                dossier_id=dossier.dossier_id, reason=reason, recorded_at=timestamp(now)
+            )
+
+        return run_idempotent(
+            self._new_uow, "RecordDelayReason", request.idempotency_key, request, pb.RecordDelayReasonResponse, action
+        )
 
     def ImportDossiers(  # noqa: N802
         self, request_iterator: Iterator[pb.ImportDossiersRequest], context: Any
@@ -260,6 +294,49 @@ def _dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dos
     if dossier is None:
         raise NotFound("dossier", dossier_id)
     return dossier
+
+
+def _check_delay_reason(bad: ViolationCollector, reason: str) -> None:
+    if not reason:
+        bad.add("reason", "required")
+    elif len(reason) > MAX_DELAY_REASON_LENGTH:
+        bad.add("reason", f"at most {MAX_DELAY_REASON_LENGTH} characters")
+    elif any(not character.isprintable() and character not in "\r\n" for character in reason):
+        bad.add("reason", "no control characters other than line breaks")
+
+
+def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
+    """A reason is for a letter still to be written, about a dossier that is or can be late."""
+    if store.letter_exists(session, dossier.dossier_id):
+        raise FailedPrecondition(
+            f"the apology letter of dossier {dossier.number} is already issued and signed with its reason",
+            reason="APOLOGY_ALREADY_ISSUED",
+        )
+    can_be_late = dossier.missed_deadlines > 0 or (
+        dossier.state not in SETTLED_STATES and dossier.state is not State.AWAITING_PAYMENT
+    )
+    if not can_be_late:
+        raise FailedPrecondition(
+            f"dossier {dossier.number} ({dossier.state.value}) missed no deadline and has none running",
+            reason="NO_DEADLINE",
+        )
+
+
+def _delay_reason_event(dossier: Dossier, reason: str, at: datetime) -> OutboundEvent:
+    header = pb.DossierEventHeader(
+        dossier_id=dossier.dossier_id,
+        number=dossier.number,
+        procedure_code=dossier.procedure_code,
+        agency_code=dossier.agency_code,
+        state=state_pb(dossier.state),  # type: ignore[arg-type]
+        occurred_at=timestamp(at),
+        received_at=timestamp(dossier.received_at),
+        due_at=timestamp(dossier.due_at),
+        applicant_registry_id=dossier.applicant_registry_id,
+        imported=dossier.imported,
+    )
+    payload = pb.DossierDelayReasonRecorded(header=header, reason=reason)
+    return OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, DELAY_REASON_RECORDED, payload, time=at)
 
 
 def _procedure(session: Session, code: str) -> Procedure:

@@ -13,7 +13,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
 
-from services.dossier.domain.apology import ApologyLetterContent
+from services.dossier.domain.apology import FORM_LABEL, ApologyLetterContent
 from services.dossier.domain.calendar import LOCAL_TIME
 
 FONT_DIR_VARIABLE = "DOSSIER_APOLOGY_FONT_DIR"
@@ -25,7 +25,9 @@ NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
 MOTTO = "Độc lập - Tự do - Hạnh phúc"
 SIGNER_TITLE = "THỦ TRƯỞNG CƠ QUAN"
 SIGNER_NOTE = "(Ký số bằng chữ ký số của cơ quan)"
-LEFT_WIDTH, GAP = 70.0, 4.0
+# The issuing body's column is wide enough for "ỦY BAN NHÂN DÂN THÀNH PHỐ HỒ CHÍ MINH" on one line.
+LEFT_WIDTH, GAP = 84.0, 3.0
+HEADER_SIZES = (10.0, 9.5, 9.0, 8.5, 8.0)
 LINE = 6.0
 
 
@@ -53,6 +55,7 @@ def render_apology_letter(content: ApologyLetterContent, fonts: Path | None = No
     pdf.set_creation_date(datetime.combine(content.letter_date, time(0), tzinfo=LOCAL_TIME).astimezone(UTC))
     pdf.set_title(TITLE)
     pdf.set_author(content.agency_name)
+    pdf.set_subject(f"{FORM_LABEL} - Số {content.number}" if content.number else FORM_LABEL)
     pdf.set_lang("vi")
     pdf.add_font(FAMILY, "", str(directory / REGULAR))
     pdf.add_font(FAMILY, "B", str(directory / BOLD))
@@ -65,18 +68,25 @@ def render_apology_letter(content: ApologyLetterContent, fonts: Path | None = No
 
 
 def _header(pdf: FPDF, content: ApologyLetterContent) -> None:
-    """Agency on the left, the national header and the dateline on the right (same top line)."""
+    """The form's label top right; below it the issuing body on the left (its parent body on
+    the line above, plain; its own name bold; a short rule; the letter number) and the national
+    header with the dateline on the right, both starting on the same line."""
+    pdf.set_font(FAMILY, "B", 10)
+    pdf.cell(0, 5, FORM_LABEL, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(1)
     top = pdf.get_y()
     right_x = pdf.l_margin + LEFT_WIDTH + GAP
     right_width = pdf.w - pdf.r_margin - right_x
-    pdf.set_font(FAMILY, "B", 10)
-    pdf.multi_cell(LEFT_WIDTH, 5, content.agency_name.upper(), align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if content.issuer.parent_name:
+        _header_line(pdf, content.issuer.parent_name.upper(), "")
+    _header_line(pdf, content.agency_name.upper(), "B")
     rule_y = pdf.get_y() + 0.5
     left_middle = pdf.l_margin + LEFT_WIDTH / 2
     pdf.line(left_middle - 12, rule_y, left_middle + 12, rule_y)
     pdf.set_y(rule_y + 2)
     pdf.set_font(FAMILY, "", 10)
-    pdf.cell(LEFT_WIDTH, 5, "Số: ....../PXL", align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    number = f"Số: {content.number}" if content.number else "Số: ....../PXL"
+    pdf.cell(LEFT_WIDTH, 5, number, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     left_bottom = pdf.get_y()
     pdf.set_xy(right_x, top)
     pdf.set_font(FAMILY, "B", 10)
@@ -92,12 +102,21 @@ def _header(pdf: FPDF, content: ApologyLetterContent) -> None:
     pdf.set_y(max(left_bottom, pdf.get_y()) + 8)
 
 
+def _header_line(pdf: FPDF, text: str, style: str) -> None:
+    """One name of the header, in the largest size that keeps it on one line (wrapped if none)."""
+    for size in HEADER_SIZES:
+        pdf.set_font(FAMILY, style, size)
+        if pdf.get_string_width(text) <= LEFT_WIDTH - 2:
+            break
+    pdf.multi_cell(LEFT_WIDTH, 5, text, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def _title(pdf: FPDF, content: ApologyLetterContent) -> None:
     pdf.set_font(FAMILY, "B", 13)
     pdf.cell(0, 8, TITLE, align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(4)
     pdf.set_font(FAMILY, "", 11)
-    pdf.cell(0, LINE, f"Kính gửi: {content.addressee}.", align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, LINE, f"Kính gửi: {content.addressee.line}.", align=Align.C, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
 
 

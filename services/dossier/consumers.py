@@ -4,6 +4,13 @@
 certificate (signing service) → the `apology_letters` row and `dossier.apology_issued` in the
 consumer's transaction, which also records the event id (kit.consumer).
 
+The letter's content: the agency and its parent body from the agency directory (kit/agencies.toml),
+the applicant's name, gender and national id or tax code from the registry (an outage is retried
+like the signing service's: the letter waits rather than go out without them), the reason an
+officer recorded (RecordDelayReason), and the letter's number, taken from the agency's yearly
+series in this same transaction (the counter row stays locked until commit, so the agency's
+letters are numbered one after the other, and a letter that does not commit returns its number).
+
 Exactly one letter per dossier: the letter is signed before anything is written, so a crash
 after signing but before commit only means the redelivery signs again; the unique `dossier_id`
 and the processed event ids let one letter, and one `dossier.apology_issued`, commit. A signing
@@ -24,14 +31,22 @@ from citydata.v1 import dossier_pb2 as pb
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from kit.agencies import AgencyDirectory, directory
 from kit.clock import Clock
 from kit.db import outbox_row
 from kit.events import InboundEvent, OutboundEvent
 from services.dossier import store
 from services.dossier.apology_letter import render_apology_letter
-from services.dossier.domain.apology import SIGNATURE_REASON, LetterPolicy, letter_content
+from services.dossier.domain.apology import (
+    SIGNATURE_REASON,
+    LetterFacts,
+    LetterPolicy,
+    issuer_of,
+    letter_content,
+    letter_number,
+)
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
-from services.dossier.domain.calendar import WorkingCalendar
+from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
 from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
 from services.dossier.signing_client import SigningClient
@@ -60,6 +75,7 @@ class ApologyLetterIssuer:
         policy: LetterPolicy,
         fonts: Path,
         applicants: ApplicantDirectory | None = None,
+        agencies: AgencyDirectory | None = None,
     ) -> None:
         self._signing = signing
         self._calendar = calendar
@@ -68,12 +84,14 @@ class ApologyLetterIssuer:
         self._policy = policy
         self._fonts = fonts
         self._applicants = applicants or TrustingApplicantDirectory()
+        self._agencies = agencies or directory()
 
     def handle(self, session: Session, event: InboundEvent) -> None:
         if event.type != APOLOGY_REQUIRED:
             return
         required = event.parse(pb.DossierApologyRequired)
         dossier_id = required.header.dossier_id
+        store.lock_letter(session, dossier_id)
         if store.letter_exists(session, dossier_id):
             log.info("apology letter already issued", extra={"dossier_id": dossier_id, "event_id": event.id})
             return
@@ -86,12 +104,22 @@ class ApologyLetterIssuer:
         procedure = store.get_procedure(session, dossier.procedure_code)
         if procedure is None:
             raise LookupError(f"procedure {dossier.procedure_code} of dossier {dossier_id} is not in the catalogue")
-        issued_at = self._clock.now()
-        missed_due_at = from_timestamp(required.missed_due_at)
-        name = self._applicants.display_name(dossier.applicant_kind, dossier.applicant_registry_id)
-        content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy, name)
-        unsigned = render_apology_letter(content, self._fonts)
+        issuer = issuer_of(dossier.agency_code, procedure.agency_name, self._agencies)
+        applicant = self._applicants.applicant(dossier.applicant_kind, dossier.applicant_registry_id)
         serial = self._seal_serial(session, dossier.agency_code, procedure.agency_name)
+        issued_at = self._clock.now()
+        year = issued_at.astimezone(LOCAL_TIME).year
+        # Taken last, right before signing: the agency's counter stays locked until commit.
+        sequence = store.next_letter_sequence(session, dossier.agency_code, year)
+        facts = LetterFacts(
+            number=letter_number(sequence, dossier.agency_code),
+            issuer=issuer,
+            applicant=applicant,
+            reason=store.delay_reason(session, dossier_id),
+        )
+        missed_due_at = from_timestamp(required.missed_due_at)
+        content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy, facts)
+        unsigned = render_apology_letter(content, self._fonts)
         signed = self._signing.sign_pdf(dossier.agency_code, serial, unsigned, SIGNATURE_REASON)
         letter = store.StoredLetter(
             letter_id=str(uuid4()),
@@ -104,10 +132,16 @@ class ApologyLetterIssuer:
             new_appointment_at=content.new_appointment,
             reason=content.reason,
             signer_serial=signed.serial,
+            letter_number=content.number,
+            number_year=year,
+            number_sequence=sequence,
         )
         store.add_letter(session, letter)
         self._publish(session, letter, required)
-        log.info("apology letter issued", extra={"dossier_id": dossier_id, "letter_id": letter.letter_id})
+        log.info(
+            "apology letter issued",
+            extra={"dossier_id": dossier_id, "letter_id": letter.letter_id, "letter_number": letter.letter_number},
+        )
 
     def _seal_serial(self, session: Session, agency: str, agency_name: str) -> str:
         serial = store.signer_serial(session, agency)
@@ -128,6 +162,7 @@ class ApologyLetterIssuer:
             sha256=letter.sha256,
             issued_at=timestamp(letter.issued_at),
             new_appointment_at=timestamp(letter.new_appointment_at),
+            letter_number=letter.letter_number or "",
         )
         event = OutboundEvent(TOPIC, AGGREGATE, letter.dossier_id, APOLOGY_ISSUED, payload, time=letter.issued_at)
         session.execute(insert(self._outbox.table), [outbox_row(event, self._outbox.source, datetime.now(UTC))])

@@ -139,6 +139,7 @@ def apology_letter_pb(letter: StoredLetter, dossier_number: str) -> pb.ApologyLe
         signer_serial=letter.signer_serial,
         signed_at=timestamp(letter.signed_at),
         dossier_number=dossier_number,
+        letter_number=letter.letter_number or "",
     )
 
 

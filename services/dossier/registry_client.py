@@ -7,9 +7,11 @@ from citydata.v1 import registry_pb2, registry_pb2_grpc
 
 from kit.errors import Unavailable
 from kit.tls import secure_channel_to
+from services.dossier.domain.applicants import Applicant, Gender
 from services.dossier.domain.lifecycle import ApplicantKind
 
 _ABSENT = {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT}
+_GENDERS = {registry_pb2.GENDER_MALE: Gender.MALE, registry_pb2.GENDER_FEMALE: Gender.FEMALE}
 
 
 class RegistryApplicantDirectory:
@@ -19,31 +21,24 @@ class RegistryApplicantDirectory:
         self._timeout = timeout_seconds
 
     def exists(self, kind: ApplicantKind, registry_id: str) -> bool:
-        try:
-            if kind is ApplicantKind.CITIZEN:
-                self._stub.GetCitizen(registry_pb2.GetCitizenRequest(registry_id=registry_id), timeout=self._timeout)
-            else:
-                self._stub.GetBusiness(registry_pb2.GetBusinessRequest(registry_id=registry_id), timeout=self._timeout)
-        except grpc.RpcError as error:
-            if error.code() in _ABSENT:  # type: ignore[attr-defined]
-                return False
-            raise Unavailable(f"the registry cannot confirm the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
-        return True
+        return self.applicant(kind, registry_id) is not None
 
-    def display_name(self, kind: ApplicantKind, registry_id: str) -> str | None:
-        """Best effort, for the apology letter's addressee: any failure gives None."""
+    def applicant(self, kind: ApplicantKind, registry_id: str) -> Applicant | None:
         try:
             if kind is ApplicantKind.CITIZEN:
                 citizen = self._stub.GetCitizen(
                     registry_pb2.GetCitizenRequest(registry_id=registry_id), timeout=self._timeout
                 ).citizen
-                return citizen.full_name or None
+                gender = _GENDERS.get(citizen.gender, Gender.UNKNOWN)
+                return Applicant(kind, citizen.full_name, citizen.national_id, gender)
             business = self._stub.GetBusiness(
                 registry_pb2.GetBusinessRequest(registry_id=registry_id), timeout=self._timeout
             ).business
-            return business.name or None
-        except grpc.RpcError:
-            return None
+            return Applicant(kind, business.name, business.enterprise_code)
+        except grpc.RpcError as error:
+            if error.code() in _ABSENT:  # type: ignore[attr-defined]
+                return None
+            raise Unavailable(f"the registry cannot confirm the applicant now ({error.code().name})") from None  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self._channel.close()

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    UniqueConstraint,
     and_,
     func,
     insert,
@@ -139,6 +140,32 @@ apology_letters = Table(
     Column("new_appointment_at", UtcDateTime(), nullable=False),
     Column("reason", String(2000), nullable=False),
     Column("signer_serial", String(64), nullable=False),
+    # The letter's number "N/PXL-<AGENCY>" (Form 04's "Số"), N counted per agency and year; null
+    # on letters issued before letters were numbered.
+    Column("letter_number", String(64), nullable=True),
+    Column("number_year", Integer, nullable=True),
+    Column("number_sequence", Integer, nullable=True),
+    # The database's own guard against a duplicate number, whatever the allocation does.
+    UniqueConstraint("agency_code", "number_year", "number_sequence", name="uq_apology_letters_number"),
+)
+
+# The last letter number given per agency and calendar year (local time). Incremented in the
+# letter's own transaction, so a letter that does not commit gives its number back: no gaps.
+apology_letter_numbers = Table(
+    "apology_letter_numbers",
+    metadata,
+    Column("agency_code", String(32), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("last_value", Integer, nullable=False),
+)
+
+# The reason for a dossier's delay as an officer recorded it (RecordDelayReason), for its letter.
+apology_delay_reasons = Table(
+    "apology_delay_reasons",
+    metadata,
+    Column("dossier_id", String(36), primary_key=True),
+    Column("reason", String(2000), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
 # The SEAL certificate each agency's letters are signed with, issued once by the signing service.
@@ -430,6 +457,9 @@ class StoredLetter:
     new_appointment_at: datetime
     reason: str
     signer_serial: str
+    letter_number: str | None = None
+    number_year: int | None = None
+    number_sequence: int | None = None
 
 
 def letter_exists(session: Session, dossier_id: str) -> bool:
@@ -450,6 +480,48 @@ def get_letter(session: Session, dossier_id: str) -> StoredLetter | None:
         values[name] = utc(values[name])
     values["pdf"] = bytes(values["pdf"])
     return StoredLetter(**values)
+
+
+# Namespace of the transaction-level advisory locks on one dossier's letter (PostgreSQL).
+_LETTER_LOCK_NAMESPACE = 0x0A90
+
+
+def lock_letter(session: Session, dossier_id: str) -> None:
+    """Serialises, until commit, everything that writes or reads for one dossier's letter: the
+    consumer issuing it and RecordDelayReason. So a reason is either read by the letter or refused
+    because the letter exists, never accepted and then ignored. (SQLite serialises writers anyway.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_LETTER_LOCK_NAMESPACE, func.hashtext(dossier_id))))
+
+
+def next_letter_sequence(session: Session, agency_code: str, year: int) -> int:
+    """The next letter number of the agency in that year, from 1. The upsert locks the counter
+    row until the caller's transaction ends: concurrent letters of the agency take turns (no
+    duplicates), and a rolled-back letter gives its number back (no gaps)."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    upsert = dialect_insert(apology_letter_numbers).values(agency_code=agency_code, year=year, last_value=1)
+    statement = upsert.on_conflict_do_update(
+        index_elements=["agency_code", "year"], set_={"last_value": apology_letter_numbers.c.last_value + 1}
+    ).returning(apology_letter_numbers.c.last_value)
+    return int(session.execute(statement).scalar_one())
+
+
+def record_delay_reason(session: Session, dossier_id: str, reason: str, recorded_at: datetime) -> None:
+    """The latest recorded reason wins."""
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(apology_delay_reasons).values(
+        dossier_id=dossier_id, reason=reason, recorded_at=recorded_at
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["dossier_id"], set_={"reason": reason, "recorded_at": recorded_at}
+        )
+    )
+
+
+def delay_reason(session: Session, dossier_id: str) -> str | None:
+    query = select(apology_delay_reasons.c.reason).where(apology_delay_reasons.c.dossier_id == dossier_id)
+    return session.execute(query).scalar_one_or_none()
 
 
 def signer_serial(session: Session, agency_code: str) -> str | None:

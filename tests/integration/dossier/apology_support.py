@@ -35,7 +35,7 @@ from kit.runtime import ServiceRuntime
 from kit.scratch import scratch_database
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
-from services.dossier.domain.applicants import TrustingApplicantDirectory
+from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.messages import TOPIC, timestamp
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
@@ -132,9 +132,15 @@ def signing_process(base: Path, database_url: str, kafka: str) -> SigningProcess
 
 
 def start_apology_dossier_service(
-    database_url: str, kafka: str, start: datetime, signing_address: str, group: str
+    database_url: str,
+    kafka: str,
+    start: datetime,
+    signing_address: str,
+    group: str,
+    applicants: ApplicantDirectory | None = None,
 ) -> RunningDossierService:
-    """The dossier service in-process (manual clock) with the apology consumer in `group`."""
+    """The dossier service in-process (manual clock) with the apology consumer in `group`;
+    applicants are taken as given unless a directory (the real registry's) is passed."""
     port = free_port()
     settings = ServiceSettings(
         "dossier", database_url, kafka, "127.0.0.1", port, relay_enabled=True, shutdown_grace_seconds=5.0
@@ -151,7 +157,7 @@ def start_apology_dossier_service(
     app = build_app(
         runtime,
         clock,
-        TrustingApplicantDirectory(),
+        applicants or TrustingApplicantDirectory(),
         watcher_max_sleep_seconds=0.2,
         drain_delay_seconds=0,
         apology=apology,
