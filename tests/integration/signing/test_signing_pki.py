@@ -119,6 +119,21 @@ def test_revocation_appears_in_the_next_crl(pki: Pki, clock: ManualClock, trust_
         pki.revoke(seal.serial, RevocationReason.KEY_COMPROMISE)
 
 
+def test_issuing_a_certificate_publishes_a_crl_issued_after_its_not_before(pki: Pki, clock: ManualClock) -> None:
+    # Validators (EU DSS) accept only revocation data issued after the certificate's notBefore.
+    before = crl.CertificateList.load(pki.current_crl("agency-stp"))
+    clock.advance(timedelta(minutes=10))  # longer than notBefore is back-dated
+
+    seal = pki.issue_signer_certificate("STP", "Sở Tư pháp", CertificateKind.SEAL)
+    published = crl.CertificateList.load((pki.state_dir / "crl" / "agency-stp.crl").read_bytes())
+    not_before = seal.certificate["tbs_certificate"]["validity"]["not_before"].native
+
+    assert before["tbs_cert_list"]["this_update"].native < not_before
+    assert published["tbs_cert_list"]["this_update"].native > not_before
+    assert published.crl_number_value.native > before.crl_number_value.native
+    assert pki.current_crl("agency-stp") == published.dump()  # served as published, not re-signed
+
+
 def test_bootstrap_twice_changes_nothing(pki: Pki) -> None:
     state_file = pki.state_dir / "pki.json"
     before = state_file.read_bytes()
