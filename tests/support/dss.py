@@ -8,6 +8,7 @@ sends it one file per line (DSS's start-up costs seconds; a validation afterward
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -23,7 +24,9 @@ from kit.config import REPO_ROOT
 TOOL_DIR = REPO_ROOT / "tests" / "tools" / "dss-validator"
 JAR = TOOL_DIR / "target" / "dss-validator.jar"
 BUILD_TIMEOUT_SECONDS = 900  # a fresh machine downloads DSS and its dependencies once (~2 min)
-ANSWER_TIMEOUT_SECONDS = 120
+ANSWER_TIMEOUT_SECONDS = 300  # the first answer includes the JVM loading DSS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,18 @@ class DssValidator:
         answer = json.loads(line)
         if "error" in answer:
             pytest.fail(f"EU DSS could not validate {signed.name}: {answer['error']}")
-        return DssResult(answer)
+        result = DssResult(answer)
+        # `pytest --log-cli-level=INFO` shows each verdict and how long DSS took.
+        log.info(
+            "EU DSS: %s %s/%s %s %s in %d ms",
+            signed.name,
+            result.indication,
+            result.sub_indication,
+            result.signature_format,
+            result.error_keys,
+            result.millis,
+        )
+        return result
 
     def close(self) -> None:
         if self._process.stdin is not None:

@@ -234,7 +234,8 @@ def _certificate_counts(signed_data: cms.SignedData) -> Counter[str]:
 
 def _time_stamp_token(signed_data: cms.SignedData) -> cms.SignedData:
     [signer_info] = signed_data["signer_infos"]
-    [token] = [a["values"][0] for a in signer_info["unsigned_attrs"] if a["type"].native == "signature_time_stamp_token"]
+    unsigned = signer_info["unsigned_attrs"]
+    [token] = [a["values"][0] for a in unsigned if a["type"].native == "signature_time_stamp_token"]
     return token["content"]
 
 
