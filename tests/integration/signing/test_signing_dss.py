@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from asn1crypto import cms
+from asn1crypto import cms, crl, x509
 from citydata.v1 import signing_pb2 as pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -52,8 +53,11 @@ class RunningSigning:
     crl_base_url: str
 
     def issue_seal(self) -> str:
+        return self.issue_seal_certificate().serial
+
+    def issue_seal_certificate(self) -> pb.Certificate:
         request = pb.IssueCertificateRequest(agency=AGENCY, subject_name=AGENCY_NAME, kind=pb.CERTIFICATE_KIND_SEAL)
-        return self.stub.IssueCertificate(request, metadata=_caller(), timeout=30).certificate.serial
+        return self.stub.IssueCertificate(request, metadata=_caller(), timeout=30).certificate
 
     def sign(self, serial: str, document: bytes, format: pb.SignatureFormat.ValueType) -> pb.SignDocumentResponse:
         request = pb.SignDocumentRequest(
@@ -222,6 +226,20 @@ def test_one_flipped_byte_in_the_detached_content_fails_eu_dss_with_hash_failure
     result = dss_validator.validate(running_signing.root_pem, signature, altered)
 
     assert (result.indication, result.sub_indication) == ("TOTAL_FAILED", "HASH_FAILURE"), str(result)
+
+
+def test_the_crl_served_right_after_an_issuance_was_issued_after_the_new_seal(
+    running_signing: RunningSigning,
+) -> None:
+    seal = running_signing.issue_seal_certificate()
+    url = x509.Certificate.load(seal.der).crl_distribution_points[0].url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        cache_control, der = response.headers["Cache-Control"], response.read()
+
+    this_update = crl.CertificateList.load(der)["tbs_cert_list"]["this_update"].native
+    assert url == f"{running_signing.crl_base_url}/agency-sxd.crl"
+    assert this_update > seal.not_before.ToDatetime(tzinfo=UTC)
+    assert cache_control == "no-cache"  # re-signed before nextUpdate: caches must ask again
 
 
 # --- each certificate once in the CMS (issue #15, item 4) ------------------------------------
