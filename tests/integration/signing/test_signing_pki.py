@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pkcs11
 import pytest
-from asn1crypto import crl
+from asn1crypto import cms, crl
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -212,3 +212,20 @@ def test_rsa_pss_3072_issuing_and_signing(tmp_path: Path, clock: ManualClock) ->
     assert seal.certificate["signature_algorithm"]["algorithm"].native == "rsassa_pss"
     assert seal.certificate.public_key.bit_size == 3072
     assert report.indication is Indication.TOTAL_PASSED, report
+
+
+def test_file_keystore_signatures_carry_each_certificate_once(tmp_path: Path, clock: ManualClock) -> None:
+    file_pki = Pki(FileKeystore(tmp_path / "k", "file-password"), tmp_path / "s", clock)
+    bootstrap_pki(file_pki, ["SXD"])
+    seal = file_pki.issue_signer_certificate("SXD", "File seal", CertificateKind.SEAL)
+
+    signature = SignatureEngine(file_pki, clock).sign_cades(seal.serial, b"content")
+    signed_data = cms.ContentInfo.load(signature)["content"]
+    [stamp] = [a for a in signed_data["signer_infos"][0]["unsigned_attrs"] if a["type"].native.endswith("token")]
+    token = stamp["values"][0]["content"]
+
+    def subjects(data: cms.SignedData) -> list[str]:
+        return sorted(c.chosen.subject.native["common_name"] for c in data["certificates"])
+
+    assert subjects(signed_data) == ["CityData Issuing CA SXD", "CityData Root CA", "File seal"]
+    assert subjects(token) == ["CityData Root CA", "CityData Time-Stamping Unit"]
