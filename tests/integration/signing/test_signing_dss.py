@@ -59,7 +59,7 @@ class RunningSigning:
         request = pb.IssueCertificateRequest(agency=AGENCY, subject_name=AGENCY_NAME, kind=pb.CERTIFICATE_KIND_SEAL)
         return self.stub.IssueCertificate(request, metadata=_caller(), timeout=30).certificate
 
-    def sign(self, serial: str, document: bytes, format: pb.SignatureFormat.ValueType) -> pb.SignDocumentResponse:
+    def sign(self, serial: str, document: bytes, format: pb.SignatureFormat) -> pb.SignDocumentResponse:
         request = pb.SignDocumentRequest(
             serial=serial,
             document=document,
@@ -121,7 +121,7 @@ def running_signing(infra: dict[str, str], tmp_path_factory: pytest.TempPathFact
             [sys.executable, "-m", "services.signing"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            wait_serving(grpc_port, process, timeout=90)  # type: ignore[arg-type]
+            wait_serving(grpc_port, process, timeout=90)
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 yield RunningSigning(SigningServiceStub(channel), base / "state" / "ca" / "root.pem", crl_base_url)
         finally:
@@ -264,7 +264,7 @@ def _embedded_pdf_cms(pdf: bytes) -> cms.SignedData:
 
 @pytest.mark.parametrize("format", [pb.SIGNATURE_FORMAT_CADES_DETACHED, pb.SIGNATURE_FORMAT_PADES])
 def test_signer_and_tsa_certificates_appear_once_in_the_cms(
-    running_signing: RunningSigning, format: pb.SignatureFormat.ValueType
+    running_signing: RunningSigning, format: pb.SignatureFormat
 ) -> None:
     serial = running_signing.issue_seal()
     if format == pb.SIGNATURE_FORMAT_PADES:
