@@ -14,6 +14,9 @@ BUF := npx --yes @bufbuild/buf@1.50.0
 TOOLS := $(HOME)/.cache/citydata/bin
 HEALTH_PROBE := $(TOOLS)/grpc-health-probe
 GRPCURL := $(TOOLS)/grpcurl
+# EU DSS as an outside validator for the signing tests (Java 17 + Maven; ~/.m2 caches the download)
+DSS_VALIDATOR := tests/tools/dss-validator/target/dss-validator.jar
+DSS_VALIDATOR_SOURCES := tests/tools/dss-validator/pom.xml $(shell find tests/tools/dss-validator/src -type f 2>/dev/null)
 
 .PHONY: help prereqs install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
         test-e2e lint fmt bench chaos k8s compose-up compose-down clean
@@ -74,7 +77,13 @@ $(GRPCURL):
 tools: $(HEALTH_PROBE) $(GRPCURL) ## tools we did not write, to check our work: grpc-health-probe, grpcurl, kustomize, kubeconform
 	@deploy/k8s/validate.sh --tools
 
-test: install tools infra-up ## the whole test suite against real Kafka and PostgreSQL
+.PHONY: dss-validator
+$(DSS_VALIDATOR): $(DSS_VALIDATOR_SOURCES)
+	tests/tools/dss-validator/build.sh
+
+dss-validator: $(DSS_VALIDATOR) ## build the EU DSS validator the signing tests check signatures with
+
+test: install tools dss-validator infra-up ## the whole test suite against real Kafka and PostgreSQL
 	PATH="$(TOOLS):$$PATH" $(PY) -m pytest
 
 test-unit: install ## unit tests only (no infrastructure)

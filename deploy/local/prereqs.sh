@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the machine packages CityData needs (Debian/Ubuntu), only those missing.
-# Java 17 + Maven run the Kafka broker; PostgreSQL is the database; SoftHSM2 holds signing keys;
+# Java 17 + Maven run the Kafka broker (and, as a JDK, build the EU DSS validator the signing tests
+# use); PostgreSQL is the database; SoftHSM2 holds signing keys;
 # kcat, openssl, poppler-utils and the NSS tools are the independent checkers the tests use.
 set -euo pipefail
 
-packages=(openjdk-17-jre-headless maven postgresql postgresql-contrib softhsm2 kcat openssl
+packages=(openjdk-17-jdk-headless maven postgresql postgresql-contrib softhsm2 kcat openssl
   poppler-utils libnss3-tools fonts-dejavu-core chromium)
 
 missing=()

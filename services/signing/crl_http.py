@@ -1,6 +1,7 @@
 """The signing service's small HTTP endpoint: CRLs and the RFC 3161 time-stamping unit.
 
-    GET  /crl/<ca-id>.crl   DER CRL of a CA (application/pkix-crl), re-signed when stale
+    GET  /crl/<ca-id>.crl   DER CRL of a CA (application/pkix-crl, Cache-Control: no-cache),
+                            re-signed on every issuance or revocation by the CA and when stale
     POST /tsa               RFC 3161: application/timestamp-query in, timestamp-reply out
 
 Relying parties fetch the URLs named in our certificates (CRL distribution points), so this
@@ -67,7 +68,9 @@ class _PkiHandler(BaseHTTPRequestHandler):
         except NotFound:
             self._reply(404, "text/plain", b"no such CA\n")
             return
-        self._reply(200, "application/pkix-crl", crl)
+        # A CA re-signs its CRL on every issuance and revocation, well before nextUpdate: caches
+        # between us and a validator must ask again rather than serve the previous one.
+        self._reply(200, "application/pkix-crl", crl, {"Cache-Control": "no-cache"})
 
     def do_POST(self) -> None:
         if self.path != "/tsa":
@@ -87,10 +90,12 @@ class _PkiHandler(BaseHTTPRequestHandler):
             return
         self._reply(200, "application/timestamp-reply", reply)
 
-    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+    def _reply(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -23,7 +23,7 @@ from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 from pyhanko.sign.pkcs11 import PKCS11Signer, select_pkcs11_signing_params
 from pyhanko.sign.signers import Signer, SimpleSigner
-from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.registry import CertificateStore, SimpleCertificateStore
 
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from services.signing.domain import KeyAlgorithm, check_rsa_key_size
@@ -97,8 +97,20 @@ def _hash_outside(mechanism: algos.SignedDigestAlgorithm) -> bool:
     return mechanism.signature_algo == "ecdsa"
 
 
-def _cert_store(cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> SimpleCertificateStore:
-    return SimpleCertificateStore.from_certs([cert, *chain])
+def _chain_store(chain: Sequence[x509.Certificate]) -> SimpleCertificateStore:
+    """The issuer certificates a signer embeds. Never the signer's own: pyHanko adds that to
+    SignedData.certificates itself, so registering it too would put it there twice."""
+    return SimpleCertificateStore.from_certs(chain)
+
+
+class _ChainOnlyPkcs11Signer(PKCS11Signer):
+    """PKCS11Signer registers the signing certificate in its registry, and pyHanko then adds it to
+    the CMS a second time; validators (EU DSS among them) expect each certificate once."""
+
+    @property
+    def cert_registry(self) -> CertificateStore:
+        own = self.signing_cert.dump()
+        return SimpleCertificateStore.from_certs(c for c in super().cert_registry if c.dump() != own)
 
 
 # python-pkcs11 loads one module per process and a token allows one login, so sessions are
@@ -190,7 +202,7 @@ class Pkcs11Keystore:
     def signer_for(self, label: str, cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> Signer:
         if not self.has_key(label):
             raise NotFound("key", label)
-        return PKCS11Signer(
+        return _ChainOnlyPkcs11Signer(
             self.session,
             key_label=label,
             signing_cert=cert,
@@ -274,7 +286,7 @@ class FileKeystore:
         return SimpleSigner(
             signing_cert=cert,
             signing_key=self._private_key_info(label),
-            cert_registry=_cert_store(cert, chain),
+            cert_registry=_chain_store(chain),
             signature_mechanism=signature_mechanism(cert.public_key),
         )
 

@@ -225,21 +225,34 @@ class Pki:
                 raise FailedPrecondition("the root CA cannot revoke itself", "ROOT_NOT_REVOCABLE")
             when = (revoked_at or self.clock.now()).replace(microsecond=0)
             self._state.mark_revoked(serial, when, reason)
+            self.current_crl(issued.ca_id)  # publish the revocation now, not at the next fetch
             return self.certificate(serial)
 
     # --- CRLs --------------------------------------------------------------------------
 
     def current_crl(self, ca_id: str) -> bytes:
-        """The CA's current DER CRL, re-signed (with a new CRL number) when revocations changed
-        or half its lifetime has passed."""
+        """The CA's current DER CRL, re-signed (with a new CRL number) when the CA has issued or
+        revoked a certificate since the last one, or half its lifetime has passed.
+
+        Re-signing on issuance is what lets validators accept a certificate issued a minute ago:
+        EU DSS (ETSI EN 319 102-1) accepts revocation data only if it was issued after the
+        certificate's notBefore, so a CRL from before the issuance says nothing about it.
+        """
         with self._lock:
             ca = self.ca_record(ca_id)
             now = self.clock.now()
             revoked = self._revoked_by(ca_id)
+            issued_count = self._state.issued_count(ca_id)
             cached = self._state.cached_crl(ca_id)
             fingerprint = ",".join(f"{e.serial:x}@{e.revoked_at.isoformat()}" for e in revoked)
             path = self.state_dir / "crl" / f"{ca_id}.crl"
-            if cached and cached["revoked"] == fingerprint and path.exists():
+            # A cache entry without "issued" predates re-signing on issuance: re-sign once.
+            if (
+                cached is not None
+                and cached["revoked"] == fingerprint
+                and cached.get("issued") == issued_count
+                and path.exists()
+            ):
                 issued_at = datetime.fromisoformat(cached["this_update"])
                 if issued_at <= now < issued_at + CRL_LIFETIME / 2:
                     return path.read_bytes()
@@ -247,7 +260,7 @@ class Pki:
             issuer = Issuer(ca.certificate.subject, ca.certificate.key_identifier, ca.key_label)
             crl_der = build_crl(issuer, self.keystore, number, now, now + CRL_LIFETIME, revoked).dump()
             _atomic_write(path, crl_der)
-            self._state.cache_crl(ca_id, number, now, fingerprint)
+            self._state.cache_crl(ca_id, number, now, fingerprint, issued_count)
             return crl_der
 
     def all_crls(self) -> list[bytes]:
@@ -276,6 +289,7 @@ class Pki:
         cert = build_certificate(spec, issuer, self.keystore)
         issued = IssuedCertificate(serial, ca_id, kind, label, cert)
         self._record(issued)
+        self.current_crl(ca_id)  # a CRL issued after the new certificate's notBefore (see current_crl)
         return issued
 
     def _fresh_key(self, label: str) -> Any:
@@ -388,11 +402,16 @@ class _StateFile:
         cached = self._data["crls"].get(ca_id)
         return dict(cached) if cached else None
 
-    def cache_crl(self, ca_id: str, number: int, this_update: datetime, revoked: str) -> None:
+    def issued_count(self, ca_id: str) -> int:
+        """How many certificates `ca_id` has issued (never decreases: nothing is deleted)."""
+        return sum(1 for record in self._data["certificates"].values() if record["ca_id"] == ca_id)
+
+    def cache_crl(self, ca_id: str, number: int, this_update: datetime, revoked: str, issued: int) -> None:
         self._data["crls"][ca_id] = {
             "number": number,
             "this_update": this_update.isoformat(),
             "revoked": revoked,
+            "issued": issued,
         }
         self._save()
 

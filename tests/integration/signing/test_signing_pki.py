@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pkcs11
 import pytest
-from asn1crypto import crl
+from asn1crypto import cms, crl
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -119,6 +119,21 @@ def test_revocation_appears_in_the_next_crl(pki: Pki, clock: ManualClock, trust_
         pki.revoke(seal.serial, RevocationReason.KEY_COMPROMISE)
 
 
+def test_issuing_a_certificate_publishes_a_crl_issued_after_its_not_before(pki: Pki, clock: ManualClock) -> None:
+    # Validators (EU DSS) accept only revocation data issued after the certificate's notBefore.
+    before = crl.CertificateList.load(pki.current_crl("agency-stp"))
+    clock.advance(timedelta(minutes=10))  # longer than notBefore is back-dated
+
+    seal = pki.issue_signer_certificate("STP", "Sở Tư pháp", CertificateKind.SEAL)
+    published = crl.CertificateList.load((pki.state_dir / "crl" / "agency-stp.crl").read_bytes())
+    not_before = seal.certificate["tbs_certificate"]["validity"]["not_before"].native
+
+    assert before["tbs_cert_list"]["this_update"].native < not_before
+    assert published["tbs_cert_list"]["this_update"].native > not_before
+    assert published.crl_number_value.native > before.crl_number_value.native
+    assert pki.current_crl("agency-stp") == published.dump()  # served as published, not re-signed
+
+
 def test_bootstrap_twice_changes_nothing(pki: Pki) -> None:
     state_file = pki.state_dir / "pki.json"
     before = state_file.read_bytes()
@@ -197,3 +212,20 @@ def test_rsa_pss_3072_issuing_and_signing(tmp_path: Path, clock: ManualClock) ->
     assert seal.certificate["signature_algorithm"]["algorithm"].native == "rsassa_pss"
     assert seal.certificate.public_key.bit_size == 3072
     assert report.indication is Indication.TOTAL_PASSED, report
+
+
+def test_file_keystore_signatures_carry_each_certificate_once(tmp_path: Path, clock: ManualClock) -> None:
+    file_pki = Pki(FileKeystore(tmp_path / "k", "file-password"), tmp_path / "s", clock)
+    bootstrap_pki(file_pki, ["SXD"])
+    seal = file_pki.issue_signer_certificate("SXD", "File seal", CertificateKind.SEAL)
+
+    signature = SignatureEngine(file_pki, clock).sign_cades(seal.serial, b"content")
+    signed_data = cms.ContentInfo.load(signature)["content"]
+    [stamp] = [a for a in signed_data["signer_infos"][0]["unsigned_attrs"] if a["type"].native.endswith("token")]
+    token = stamp["values"][0]["content"]
+
+    def subjects(data: cms.SignedData) -> list[str]:
+        return sorted(c.chosen.subject.native["common_name"] for c in data["certificates"])
+
+    assert subjects(signed_data) == ["CityData Issuing CA SXD", "CityData Root CA", "File seal"]
+    assert subjects(token) == ["CityData Root CA", "CityData Time-Stamping Unit"]
