@@ -10,7 +10,7 @@ from services.tasks.domain.petitions_kinds import PetitionKind
 
 
 def percent(part: int, whole: int) -> float:
-    """part / whole × 100, truncated to 2 decimals as the city's
+    """part / whole * 100, truncated to 2 decimals as the city's
     reports print it (55 of 89 is 61.79 %, not 61.80 %); 0 when there is nothing to count."""
     if whole <= 0:
         return 0.0

@@ -236,7 +236,9 @@ def report_progress(
     return TaskChange(changed, TaskProgressReported(changed, progress, completed, now), step), progress
 
 
-def request_extension(task: Task, requested_due_date: str, reason: str, calendar: WorkingCalendar, now: datetime) -> TaskChange:
+def request_extension(
+    task: Task, requested_due_date: str, reason: str, calendar: WorkingCalendar, now: datetime
+) -> TaskChange:
     bad = ViolationCollector()
     day = parse_date(bad, "requested_due_date", requested_due_date)
     require_text(bad, "reason", reason)

@@ -87,7 +87,5 @@ def slow_directives(session: Session, issuer_agency: str = "") -> list[SlowDirec
     for directive_id, lead in late_rows:
         agencies.setdefault(directive_id, set()).add(lead)
     found = get_directives(session, list(counts))
-    slow = [
-        SlowDirective(found[d], *counts[d], tuple(sorted(agencies.get(d, ())))) for d in counts if d in found
-    ]
+    slow = [SlowDirective(found[d], *counts[d], tuple(sorted(agencies.get(d, ())))) for d in counts if d in found]
     return sorted(slow, key=lambda s: (-s.overdue_tasks, s.directive.issued_on, s.directive.directive_id))

@@ -33,7 +33,7 @@ def timestamp(value: datetime | None) -> Timestamp | None:
 def directive_pb(directive: Directive) -> pb.Directive:
     return pb.Directive(
         directive_id=directive.directive_id,
-        kind=pb.DirectiveKind.Value(f"DIRECTIVE_KIND_{directive.kind.value}"),
+        kind=f"DIRECTIVE_KIND_{directive.kind.value}",
         number=directive.number,
         issued_on=directive.issued_on.isoformat(),
         issuer_agency=directive.issuer_agency,
@@ -83,11 +83,11 @@ def _task_header(task: Task, at: datetime) -> pb.TaskEventHeader:
 def _petition_header(petition: Petition, at: datetime) -> pb.PetitionEventHeader:
     return pb.PetitionEventHeader(
         petition_id=petition.petition_id,
-        kind=pb.PetitionKind.Value(f"PETITION_KIND_{petition.kind.value}"),
-        sender_kind=pb.PetitionSenderKind.Value(f"PETITION_SENDER_KIND_{petition.sender.kind.value}"),
+        kind=f"PETITION_KIND_{petition.kind.value}",
+        sender_kind=f"PETITION_SENDER_KIND_{petition.sender.kind.value}",
         sender_registry_id=petition.sender.registry_id,
         handling_agency=petition.handling_agency,
-        state=pb.PetitionState.Value(f"PETITION_STATE_{petition.state.value}"),
+        state=f"PETITION_STATE_{petition.state.value}",
         occurred_at=timestamp(at),
         due_at=timestamp(petition.due_at),
     )

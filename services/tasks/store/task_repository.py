@@ -242,5 +242,3 @@ def step_values(step: HistoryStep) -> dict[str, Any]:
 
 def step_from_row(row: Row[Any]) -> HistoryStep:
     return HistoryStep(row.action, row.from_state, row.to_state, row.agency, row.note, utc(row.occurred_at))
-
-
