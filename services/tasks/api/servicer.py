@@ -65,8 +65,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
 
         def action(uow: UnitOfWork) -> pb.IssueDirectiveResponse:
             now = self._clock.now()
-            directive = directives.issue(directive_draft(request), str(uuid4()), self._known, now)
-            changes = self._assign_all(directive, request.tasks, now)
+            directive, changes = self._checked_directive(request, now)
             save_directive(uow, directive)
             for change in changes:
                 save_task(uow, change, new=True)
@@ -76,10 +75,26 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
 
         return self._idempotent("IssueDirective", request, pb.IssueDirectiveResponse, action)
 
-    def _assign_all(self, directive: directives.Directive, new_tasks: Any, now: datetime) -> list[TaskChange]:
-        """Every task checked, every bad field of every task reported together."""
-        changes: list[TaskChange] = []
+    def _checked_directive(
+        self, request: pb.IssueDirectiveRequest, now: datetime
+    ) -> tuple[directives.Directive, list[TaskChange]]:
+        """The directive and its tasks; every bad field of the directive and of every task at once."""
+        directive_id = str(uuid4())
         violations: list[FieldViolation] = []
+        try:
+            directive = directives.issue(directive_draft(request), directive_id, self._known, now)
+        except InvalidArgument as error:
+            violations.extend(error.violations)
+            directive = directives.placeholder(directive_id, now)  # still check the tasks
+        changes = self._assign_all(directive, request.tasks, now, violations)
+        if violations:
+            raise InvalidArgument(violations)
+        return directive, changes
+
+    def _assign_all(
+        self, directive: directives.Directive, new_tasks: Any, now: datetime, violations: list[FieldViolation]
+    ) -> list[TaskChange]:
+        changes: list[TaskChange] = []
         for index, message in enumerate(new_tasks):
             try:
                 changes.append(
@@ -95,8 +110,6 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
                 )
             except InvalidArgument as error:
                 violations.extend(error.violations)
-        if violations:
-            raise InvalidArgument(violations)
         return changes
 
     def AssignTask(self, request: pb.AssignTaskRequest, context: Any) -> pb.AssignTaskResponse:  # noqa: N802

@@ -91,3 +91,8 @@ def issue(draft: DirectiveDraft, directive_id: str, known: KnownAgency, now: dat
         plan_year=draft.plan_year,
         created_at=now,
     )
+
+
+def placeholder(directive_id: str, now: datetime) -> Directive:
+    """Stands in for a directive that failed its checks, so its tasks can be checked too."""
+    return Directive(directive_id, DirectiveKind.PLAN, "", date.min, "", "", 0, now)
