@@ -61,11 +61,11 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
 
     def IssueDirective(self, request: pb.IssueDirectiveRequest, context: Any) -> pb.IssueDirectiveResponse:  # noqa: N802
         task_rules.check_new_tasks(len(request.tasks), MAX_TASKS_PER_CALL)
-        require_caller(context, {request.issuer_agency}, "the issuer")
 
         def action(uow: UnitOfWork) -> pb.IssueDirectiveResponse:
             now = self._clock.now()
-            directive, changes = self._checked_directive(request, now)
+            directive, changes = self._checked_directive(request, now)  # bad input first: INVALID_ARGUMENT
+            require_caller(context, {directive.issuer_agency}, "the issuer")
             save_directive(uow, directive)
             for change in changes:
                 save_task(uow, change, new=True)
@@ -136,7 +136,8 @@ class TasksServicer(tasks_pb2_grpc.TasksServiceServicer):
         task_id = checked_id("task_id", request.task_id)
         attachments = tuple(mapping.attachment_of(a) for a in request.attachments)
         # Through the gateway an agency reports only for itself; the domain checks it is involved.
-        require_caller(context, {request.reported_by}, "the reporting agency (reported_by)")
+        if request.reported_by:  # empty: the domain names the missing field (INVALID_ARGUMENT)
+            require_caller(context, {request.reported_by}, "the reporting agency (reported_by)")
 
         def action(uow: UnitOfWork) -> pb.ReportTaskProgressResponse:
             task = self._task(uow, task_id)

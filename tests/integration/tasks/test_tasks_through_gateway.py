@@ -160,3 +160,21 @@ def test_rights_party_checks_and_audit(gateway: Gateway) -> None:
     ]
     # the citizen's "who looked at my data" view finds the portal's calls by CCCD
     assert "079085001234" in gateway.subjects("national_id")
+
+
+def test_bad_input_through_the_gateway_is_invalid_argument_not_a_refusal(gateway: Gateway) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        gateway.stub.IssueDirective(
+            pb.IssueDirectiveRequest(kind=pb.DIRECTIVE_KIND_PLAN), metadata=as_agency("tok-ubnd"), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # and another agency's directive is refused once the request itself is sound
+    with pytest.raises(grpc.RpcError) as caught:
+        gateway.stub.IssueDirective(
+            pb.IssueDirectiveRequest(
+                kind=pb.DIRECTIVE_KIND_PLAN, issued_on="2026-01-05", issuer_agency="SXD", summary="x", plan_year=2026
+            ),
+            metadata=as_agency("tok-ubnd"),
+            timeout=10,
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
