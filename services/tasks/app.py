@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from kit.agencies import directory
 from kit.clock import Clock
 from kit.deadlines.calendar import WorkingCalendar
 from kit.deadlines.loader import load_calendar
 from kit.grpc_server import ServiceHost, registrar
+from kit.metrics import gauge
 from kit.runtime import ServiceRuntime
 from services.tasks.api.servicer import SERVICE_NAME, TasksServicer, add_to_server
 from services.tasks.clients.registry import RegistrySenders
@@ -21,6 +24,7 @@ from services.tasks.domain.common import KnownAgency
 from services.tasks.domain.petitions_kinds import PetitionKind
 from services.tasks.domain.senders import SenderRegistry, UncheckedSenders
 from services.tasks.domain.time_limits import TimeLimit
+from services.tasks.store import kpi_queries
 from services.tasks.store.outbox import TOPIC
 from services.tasks.store.time_limits_file import load_time_limits
 
@@ -78,6 +82,7 @@ def build_app(
     )
     watcher = DeadlineWatcher(runtime.uow, clock, max_sleep_seconds=watcher_max_sleep_seconds)
     workers = [watcher.worker()]
+    register_overdue_gauges(runtime)
     if runtime.settings.relay_enabled:
         workers.insert(0, runtime.relay_worker())
     host = ServiceHost(
@@ -91,3 +96,25 @@ def build_app(
         readiness_checks=runtime.readiness_checks(),
     )
     return TasksApp(host, servicer, watcher)
+
+
+def register_overdue_gauges(runtime: ServiceRuntime) -> None:
+    """Read at scrape time: open overdue tasks and petitions per agency."""
+
+    def read(query: Callable[[Session], dict[str, int]]) -> Callable[[], Iterable[tuple[float, dict[str, str]]]]:
+        def values() -> Iterable[tuple[float, dict[str, str]]]:
+            with runtime.sessions() as session:
+                return [(float(count), {"agency": agency}) for agency, count in query(session).items()]
+
+        return values
+
+    gauge(
+        "citydata_overdue_tasks",
+        "open tasks past their deadline in force",
+        read(kpi_queries.overdue_open_tasks_by_agency),
+    )
+    gauge(
+        "citydata_overdue_petitions",
+        "accepted petitions past their deadline, not yet answered",
+        read(kpi_queries.overdue_open_petitions_by_agency),
+    )

@@ -89,3 +89,24 @@ def slow_directives(session: Session, issuer_agency: str = "") -> list[SlowDirec
     found = get_directives(session, list(counts))
     slow = [SlowDirective(found[d], *counts[d], tuple(sorted(agencies.get(d, ())))) for d in counts if d in found]
     return sorted(slow, key=lambda s: (-s.overdue_tasks, s.directive.issued_on, s.directive.directive_id))
+
+
+def overdue_open_tasks_by_agency(session: Session) -> dict[str, int]:
+    """Open tasks past their deadline in force, per lead agency (the metrics gauge)."""
+    running = tasks.c.state.in_(sorted(s.value for s in CLOCK_RUNNING))
+    query = (
+        select(tasks.c.lead_agency, func.count())
+        .where(running, tasks.c.overdue_at.is_not(None))
+        .group_by(tasks.c.lead_agency)
+    )
+    return {agency: int(count) for agency, count in session.execute(query)}
+
+
+def overdue_open_petitions_by_agency(session: Session) -> dict[str, int]:
+    """Accepted petitions past their deadline and not yet answered, per handling agency."""
+    query = (
+        select(petitions.c.handling_agency, func.count())
+        .where(petitions.c.state == PetitionState.IN_PROGRESS.value, petitions.c.overdue_at.is_not(None))
+        .group_by(petitions.c.handling_agency)
+    )
+    return {agency: int(count) for agency, count in session.execute(query)}
