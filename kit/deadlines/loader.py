@@ -14,13 +14,13 @@ from pathlib import Path
 
 import holidays
 
-from kit.errors import DomainError
 from kit.deadlines.calendar import (
     AnnouncedYear,
     OfficeHours,
     StatutoryYear,
     WorkingCalendar,
 )
+from kit.errors import DomainError
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "calendar"
 
