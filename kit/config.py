@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-DEFAULT_PORTS = {"gateway": 50050, "registry": 50051, "dossier": 50052, "signing": 50053}
+DEFAULT_PORTS = {"gateway": 50050, "registry": 50051, "dossier": 50052, "signing": 50053, "tasks": 50054}
 
 
 class ConfigError(Exception):

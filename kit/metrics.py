@@ -1,6 +1,6 @@
 """OpenTelemetry metrics, exposed on a Prometheus-compatible endpoint per service.
 
-Ports: gateway 9450, registry 9451, dossier 9452, signing 9453 (`<SERVICE>_METRICS_PORT`; 0 turns
+Ports: gateway 9450, registry 9451, dossier 9452, signing 9453, tasks 9454 (`<SERVICE>_METRICS_PORT`; 0 turns
 the endpoint off). Instruments shared by every service: RPC count and latency (gRPC interceptor),
 outbox backlog, consumer lag. Services add their own (overdue dossiers, apology coverage).
 """
@@ -17,7 +17,7 @@ from kit.config import env_int, env_str
 
 log = logging.getLogger(__name__)
 
-METRICS_PORTS = {"gateway": 9450, "registry": 9451, "dossier": 9452, "signing": 9453}
+METRICS_PORTS = {"gateway": 9450, "registry": 9451, "dossier": 9452, "signing": 9453, "tasks": 9454}
 _started = False
 
 

@@ -1,4 +1,4 @@
-"""Starts, watches and stops the four services for `make run` / `make up` / `make down`.
+"""Starts, watches and stops the services for `make run` / `make up` / `make down`.
 
 python -m kit.supervisor run      # foreground, logs interleaved; Ctrl-C stops everything
 python -m kit.supervisor up       # background; returns once every service is SERVING
@@ -19,7 +19,7 @@ from pathlib import Path
 from kit.config import DEFAULT_PORTS, REPO_ROOT, var_dir
 from kit.net import health_status
 
-SERVICES = ["registry", "signing", "dossier", "gateway"]  # start order: dependencies first
+SERVICES = ["registry", "signing", "dossier", "tasks", "gateway"]  # start order: dependencies first
 START_TIMEOUT_SECONDS = 90
 
 

@@ -15,7 +15,7 @@ kafka_port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 pg_port="${PG_PORT:-5432}"
 db_password="${CITYDATA_DB_PASSWORD:-citydata}"
-databases=(citydata_registry citydata_dossier citydata_signing citydata_gateway)
+databases=(citydata_registry citydata_dossier citydata_signing citydata_gateway citydata_tasks)
 
 kafka_dir="$var/kafka"
 log_dir="$var/log"

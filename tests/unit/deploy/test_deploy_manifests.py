@@ -246,7 +246,7 @@ def test_placeholder_catalogue_is_a_valid_catalogue() -> None:
 def test_deployed_calendar_matches_the_shipped_announcements() -> None:
     """The mounted directory replaces the shipped one: a missing or stale year would silently
     drop announced days off from every deadline."""
-    shipped = REPO_ROOT / "services" / "dossier" / "data" / "calendar"
+    shipped = REPO_ROOT / "kit" / "data" / "calendar"  # the shared deadline engine's data
     deployed = K8S / "base" / "files" / "calendar"
 
     assert sorted(p.name for p in deployed.glob("*.json")) == sorted(p.name for p in shipped.glob("*.json"))
