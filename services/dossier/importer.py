@@ -181,12 +181,17 @@ class DossierImporter:
         return row, procedure, kind
 
     def _unknown_applicants(self, applicants: set[tuple[ApplicantKind, str]]) -> dict[tuple[ApplicantKind, str], str]:
-        """Each distinct applicant of a chunk asked once: why each refused one is refused."""
+        """Each distinct applicant of a chunk asked once (all together when the directory can):
+        why each refused one is refused."""
+        exists_many = getattr(self._applicants, "exists_many", None)
+        if exists_many is not None:  # Unavailable propagates: the whole call answers UNAVAILABLE
+            known: dict[tuple[ApplicantKind, str], bool] = exists_many(sorted(applicants))
+            return {a: _not_registered(a[1]) for a, ok in known.items() if not ok}
         refused: dict[tuple[ApplicantKind, str], str] = {}
         for kind, registry_id in sorted(applicants):
             try:
                 if not self._applicants.exists(kind, registry_id):
-                    refused[(kind, registry_id)] = f"applicant_registry_id: {registry_id!r} is not in the registry"
+                    refused[(kind, registry_id)] = _not_registered(registry_id)
             except Unavailable:
                 # the registry is down: the whole call answers UNAVAILABLE, so the agency retries it (rows
                 # already imported are skipped by their import keys) instead of reading a row "failure"
@@ -219,6 +224,10 @@ class DossierImporter:
                 number = dossier_number(agency, outcome.dossier.received_at, firsts[(agency, day)] + offset)
                 numbered[index] = replace(outcome, dossier=replace(outcome.dossier, number=number))
         return numbered
+
+
+def _not_registered(registry_id: str) -> str:
+    return f"applicant_registry_id: {registry_id!r} is not in the registry"
 
 
 def _step(index: int, step: pb.ImportedDossierStep) -> ImportedStep:
