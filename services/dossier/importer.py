@@ -222,7 +222,7 @@ class DossierImporter:
             for offset, index in enumerate(indexes):
                 outcome = numbered[index]
                 number = dossier_number(agency, outcome.dossier.received_at, firsts[(agency, day)] + offset)
-                numbered[index] = replace(outcome, dossier=replace(outcome.dossier, number=number))
+                numbered[index] = replace(outcome, dossier=outcome.dossier.evolve(number=number))
         return numbered
 
 
