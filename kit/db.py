@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from psycopg import errors as pg_errors
+from psycopg import sql
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -28,9 +31,13 @@ from sqlalchemy import (
     event,
     insert,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kit.events import OutboundEvent, shard_of
+
+# From this many outbox rows on, a commit on PostgreSQL writes them with COPY instead of INSERT.
+OUTBOX_COPY_MIN_ROWS = 64
 
 # SQLite wants INTEGER PRIMARY KEY for autoincrement; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -166,14 +173,15 @@ class UnitOfWork:
     def publish(self, event: OutboundEvent) -> None:
         self._pending.append(event)
 
+    def publish_many(self, events: Iterable[OutboundEvent]) -> None:
+        """Several events at once, in order (a bulk import's): same rows and order as `publish`."""
+        self._pending.extend(events)
+
     def commit(self) -> None:
         self.session.flush()
         if self._pending:
             now = datetime.now(UTC)
-            self.session.execute(
-                insert(self.tables.outbox),
-                [outbox_row(event, self.source, now) for event in self._pending],
-            )
+            write_outbox(self.session, self.tables.outbox, [outbox_row(e, self.source, now) for e in self._pending])
         self.session.commit()
         self._committed = True
         if self._pending and self.on_commit is not None:
@@ -192,6 +200,40 @@ def outbox_row(event: OutboundEvent, source: str, now: datetime) -> dict[str, An
         "headers": event.headers(source=source, time=event.time or now),
         "created_at": now,
     }
+
+
+def write_outbox(session: Session, outbox: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Outbox rows in list order (so `seq` follows it), by COPY on PostgreSQL when there are many."""
+    if len(rows) >= OUTBOX_COPY_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
+        columns = list(rows[0])
+        copy_rows(
+            session,
+            outbox,
+            columns,
+            ([json.dumps(v) if k == "headers" else v for k, v in row.items()] for row in rows),
+        )
+    elif rows:
+        session.execute(insert(outbox), list(rows))
+
+
+def copy_rows(session: Session, table: Table, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> None:
+    """`COPY table (columns) FROM STDIN` in the session's transaction (PostgreSQL with psycopg 3).
+
+    Records are written in order, so identity columns follow it. Values are Python values as for
+    psycopg (JSON columns as their JSON text). A constraint violation is raised as SQLAlchemy's
+    IntegrityError, like the same rows inserted with `session.execute`; the transaction is then
+    failed and must be rolled back.
+    """
+    driver = session.connection().connection.driver_connection
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for record in records:
+                copy.write_row(record)
+    except pg_errors.IntegrityError as error:
+        raise IntegrityError(statement.as_string(driver), None, error) from error  # type: ignore[arg-type]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -8,6 +8,7 @@ that caused the event, so one trace runs from a gRPC call through Kafka into eve
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -43,9 +44,15 @@ def current_trace_headers() -> dict[str, str]:
 
 def event_contract(message: Message | builtins.type[Message]) -> Any | None:
     """The `(citydata.v1.event)` option of a payload message: topic, type, aggregate, key."""
+    return _contract_of(message.DESCRIPTOR)
+
+
+@functools.cache
+def _contract_of(descriptor: Any) -> Any | None:
+    """Read once per message type: every published event checks its contract (bulk imports too)."""
     from citydata.v1 import options_pb2
 
-    message_options = message.DESCRIPTOR.GetOptions()
+    message_options = descriptor.GetOptions()
     extension: Any = options_pb2.event
     if not message_options.HasExtension(extension):
         return None

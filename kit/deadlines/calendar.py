@@ -130,6 +130,9 @@ class WorkingCalendar:
         self._announced = {year.year: year for year in announcements}
         self._days_off, self._working_days = _merge_announcements(self._announced.values())
         self._statutory_cache: dict[int, StatutoryYear] = {}
+        # The calendar never changes once built; bulk imports ask about the same days millions of times.
+        self._working_cache: dict[date, bool] = {}
+        self._due_cache: dict[tuple[date, int], datetime] = {}
 
     @property
     def announced_years(self) -> frozenset[int]:
@@ -156,7 +159,10 @@ class WorkingCalendar:
         return DayInfo(day, True, "working day")
 
     def is_working_day(self, day: date) -> bool:
-        return self.day_info(day).is_working
+        working = self._working_cache.get(day)
+        if working is None:
+            working = self._working_cache[day] = self.day_info(day).is_working
+        return working
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""
@@ -204,7 +210,11 @@ class WorkingCalendar:
         """Closing time of the N-th working day after the effective receipt day, in UTC."""
         _check_instant_and_count("received_at", received_at, "working_days", working_days, MAX_WORKING_DAYS)
         receipt_day = self.effective_receipt_day(received_at)
-        return self._closing_instant(self.add_working_days(receipt_day, working_days))
+        key = (receipt_day, working_days)
+        due = self._due_cache.get(key)
+        if due is None:
+            due = self._due_cache[key] = self._closing_instant(self.add_working_days(receipt_day, working_days))
+        return due
 
     def due_date_hours(self, received_at: datetime, working_hours: int) -> datetime:
         """Receipt plus N working hours, counted only inside office hours on working days.

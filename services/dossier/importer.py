@@ -2,19 +2,24 @@
 
 Memory stays bounded: one chunk of rows, the procedure cache (the catalogue is ~2k rows) and at
 most MAX_LISTED_FAILURES failures. Each chunk is one transaction (dossiers, timelines, outbox
-events); a row whose import key was imported before is skipped, so a re-run after a failure
-imports only what is missing.
+events; COPY on PostgreSQL); a row whose import key was imported before is skipped, so a re-run
+after a failure imports only what is missing. A chunk that collides with a concurrent import of
+the same keys rolls back whole and is checked again, so its rows are then skipped, not doubled.
+
+Each imported dossier publishes ONE dossier.imported event with its replayed history (and the
+dossier.apology_required it owes, if any), not one event per step: see docs/events.md.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from uuid import uuid4
 
 from citydata.v1 import dossier_pb2 as pb
+from sqlalchemy.exc import IntegrityError
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
@@ -25,6 +30,7 @@ from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.importing import ImportedStep, ImportRowError, replay
 from services.dossier.domain.lifecycle import (
     Accept,
+    ApplicantKind,
     Command,
     Lifecycle,
     NewDossier,
@@ -38,14 +44,14 @@ from services.dossier.domain.lifecycle import (
     State,
     Withdraw,
     dossier_number,
-    with_number,
 )
 from services.dossier.domain.procedures import Procedure
 from services.dossier.messages import applicant_kind_of, channel_of, from_timestamp, state_of
-from services.dossier.persistence import save_new
+from services.dossier.persistence import save_imported
 
 MAX_LISTED_FAILURES = 10_000
 MAX_KEY_LENGTH = 128
+CHUNK_ATTEMPTS = 3  # a chunk racing a concurrent import of the same keys is checked again
 
 _COMMANDS: dict[str, Callable[[pb.ImportedDossierStep], Command]] = {
     "PAY": lambda s: Pay(s.payment_reference, s.amount_vnd),
@@ -71,6 +77,15 @@ class _Replayed:
     outcome: Outcome
 
 
+@dataclass
+class _ChunkResult:
+    """What one committed chunk adds to the response (kept apart until the commit succeeded)."""
+
+    imported: int = 0
+    skipped: int = 0
+    failures: list[tuple[_Row, str]] = field(default_factory=list)
+
+
 class DossierImporter:
     def __init__(
         self,
@@ -91,29 +106,59 @@ class DossierImporter:
         response = pb.ImportDossiersResponse()
         for chunk in _chunks(_rows(requests), self._chunk_size):
             response.rows_received += len(chunk)
-            self._import_chunk(chunk, response)
+            result = self._import_chunk(chunk)
+            response.rows_imported += result.imported
+            response.rows_skipped += result.skipped
+            for row, message in result.failures:
+                _fail(response, row, message)
         return response
 
-    def _import_chunk(self, chunk: list[_Row], response: pb.ImportDossiersResponse) -> None:
+    def _import_chunk(self, chunk: list[_Row]) -> _ChunkResult:
+        for attempt in range(1, CHUNK_ATTEMPTS + 1):
+            try:
+                return self._try_chunk(chunk)
+            except IntegrityError:
+                # Another import committed some of these keys after we looked: the chunk rolled
+                # back whole; looking again skips them.
+                if attempt == CHUNK_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _try_chunk(self, chunk: list[_Row]) -> _ChunkResult:
         now = self._clock.now()
+        result = _ChunkResult()
         with self._new_uow() as uow:
             done = store.imported_keys(uow.session, [r.message.import_key for r in chunk])
             self._load_procedures(uow, chunk)
-            replayed: list[_Replayed] = []
+            checked: list[tuple[_Row, Procedure, ApplicantKind]] = []
             for row in chunk:
-                key = row.message.import_key
-                if key in done:
-                    response.rows_skipped += 1
+                if row.message.import_key in done:
+                    result.skipped += 1
                     continue
                 try:
-                    replayed.append(_Replayed(row, self._replay(row, now)))
-                    done.add(key)
+                    checked.append(self._check(row))
                 except ImportRowError as error:
-                    _fail(response, row, str(error))
+                    result.failures.append((row, str(error)))
+            unknown = self._unknown_applicants({(kind, r.message.applicant_registry_id) for r, _, kind in checked})
+            replayed: list[_Replayed] = []
+            for row, procedure, kind in checked:
+                if row.message.import_key in done:  # an earlier row of this chunk has the key
+                    result.skipped += 1
+                    continue
+                try:
+                    refused = unknown.get((kind, row.message.applicant_registry_id))
+                    if refused is not None:
+                        raise ImportRowError(refused)
+                    replayed.append(_Replayed(row, self._replay(row, procedure, kind, now)))
+                    done.add(row.message.import_key)
+                except ImportRowError as error:
+                    result.failures.append((row, str(error)))
             numbered = self._number(uow, replayed)
-            save_new(uow, numbered, [r.row.message.import_key for r in replayed])
+            save_imported(uow, numbered, [r.row.message.import_key for r in replayed])
             uow.commit()
-        response.rows_imported += len(numbered)
+        result.failures.sort(key=lambda failure: failure[0].number)
+        result.imported = len(numbered)
+        return result
 
     def _load_procedures(self, uow: UnitOfWork, chunk: list[_Row]) -> None:
         missing = {r.message.procedure_code for r in chunk} - self._procedures.keys()
@@ -121,7 +166,8 @@ class DossierImporter:
             found = store.get_procedures(uow.session, missing)
             self._procedures.update({code: found.get(code) for code in missing})
 
-    def _replay(self, row: _Row, now: datetime) -> Outcome:
+    def _check(self, row: _Row) -> tuple[_Row, Procedure, ApplicantKind]:
+        """The row's own fields; the applicant is checked per chunk, the steps by the replay."""
         message = row.message
         key = message.import_key
         if not key or len(key) > MAX_KEY_LENGTH:
@@ -132,22 +178,40 @@ class DossierImporter:
         kind, channel = applicant_kind_of(message.applicant_kind), channel_of(message.channel)
         if kind is None or channel is None or not message.HasField("received_at"):
             raise ImportRowError("applicant_kind, channel and received_at are required")
-        try:
-            if not self._applicants.exists(kind, message.applicant_registry_id):
-                raise ImportRowError(f"applicant_registry_id: {message.applicant_registry_id!r} is not in the registry")
-        except Unavailable:
-            # the registry is down: the whole call answers UNAVAILABLE, so the agency retries it (rows
-            # already imported are skipped by their import keys) instead of reading a row "failure"
-            raise
-        except DomainError as error:
-            raise ImportRowError(error.message) from error
+        return row, procedure, kind
+
+    def _unknown_applicants(self, applicants: set[tuple[ApplicantKind, str]]) -> dict[tuple[ApplicantKind, str], str]:
+        """Each distinct applicant of a chunk asked once (all together when the directory can):
+        why each refused one is refused."""
+        exists_many = getattr(self._applicants, "exists_many", None)
+        if exists_many is not None:  # Unavailable propagates: the whole call answers UNAVAILABLE
+            known: dict[tuple[ApplicantKind, str], bool] = exists_many(sorted(applicants))
+            return {a: _not_registered(a[1]) for a, ok in known.items() if not ok}
+        refused: dict[tuple[ApplicantKind, str], str] = {}
+        for kind, registry_id in sorted(applicants):
+            try:
+                if not self._applicants.exists(kind, registry_id):
+                    refused[(kind, registry_id)] = _not_registered(registry_id)
+            except Unavailable:
+                # the registry is down: the whole call answers UNAVAILABLE, so the agency retries it (rows
+                # already imported are skipped by their import keys) instead of reading a row "failure"
+                raise
+            except DomainError as error:
+                refused[(kind, registry_id)] = error.message
+        return refused
+
+    def _replay(self, row: _Row, procedure: Procedure, kind: ApplicantKind, now: datetime) -> Outcome:
+        message = row.message
+        channel = channel_of(message.channel)
+        assert channel is not None  # _check refused the row otherwise
         new = NewDossier(str(uuid4()), "", message.applicant_registry_id, kind, channel, imported=True)
         steps = tuple(_step(index, step) for index, step in enumerate(message.steps))
         expected: State | None = state_of(message.state)
         return replay(self._lifecycle, new, procedure, from_timestamp(message.received_at), steps, expected, now)
 
     def _number(self, uow: UnitOfWork, replayed: list[_Replayed]) -> list[Outcome]:
-        """Numbers by agency and local receipt day, all blocks reserved in one statement."""
+        """Numbers by agency and local receipt day, all blocks reserved in one statement. Only the
+        final dossier gets its number: the imported event is built from it (see imported_events)."""
         groups: dict[tuple[str, date], list[int]] = defaultdict(list)
         for index, item in enumerate(replayed):
             dossier = item.outcome.dossier
@@ -158,8 +222,12 @@ class DossierImporter:
             for offset, index in enumerate(indexes):
                 outcome = numbered[index]
                 number = dossier_number(agency, outcome.dossier.received_at, firsts[(agency, day)] + offset)
-                numbered[index] = with_number(outcome, number)
+                numbered[index] = replace(outcome, dossier=outcome.dossier.evolve(number=number))
         return numbered
+
+
+def _not_registered(registry_id: str) -> str:
+    return f"applicant_registry_id: {registry_id!r} is not in the registry"
 
 
 def _step(index: int, step: pb.ImportedDossierStep) -> ImportedStep:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kit.events import OutboundEvent
+from kit.events import OutboundEvent, current_trace_headers
 from services.dossier.domain.lifecycle import (
     APOLOGY_REQUIRED,
+    EVENT_TYPES,
+    Action,
     ApplicantKind,
     Channel,
     Dossier,
@@ -26,22 +29,31 @@ from services.dossier.store import StoredLetter
 
 TOPIC = "citydata.dossier.v1"
 AGGREGATE = "dossier"
+IMPORTED = "dossier.imported"
+_OVERDUE = EVENT_TYPES[Action.OVERDUE]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    if value.tzinfo is None:  # naive: local time, as datetime.astimezone reads it
+        value = value.astimezone(UTC)
+    # exact integer arithmetic, and a bulk import builds a dozen of these per dossier
+    since = value - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def from_timestamp(stamp: Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)
+    # what Timestamp.ToDatetime(tzinfo=UTC) gives, without its generic path (a dozen per imported row)
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+_STATE_NUMBERS = {state: int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}")) for state in State}
 
 
 def state_pb(state: State) -> int:
-    return int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}"))
+    return _STATE_NUMBERS[state]
 
 
 def state_of(value: int) -> State | None:
@@ -151,14 +163,17 @@ def time_unit_pb(unit: TimeUnit) -> int:
 
 
 def _header(event: DossierEvent) -> pb.DossierEventHeader:
-    dossier = event.dossier
+    return _dossier_header(event.dossier, event.at)
+
+
+def _dossier_header(dossier: Dossier, at: datetime) -> pb.DossierEventHeader:
     return pb.DossierEventHeader(
         dossier_id=dossier.dossier_id,
         number=dossier.number,
         procedure_code=dossier.procedure_code,
         agency_code=dossier.agency_code,
         state=state_pb(dossier.state),  # type: ignore[arg-type]
-        occurred_at=timestamp(event.at),
+        occurred_at=timestamp(at),
         received_at=timestamp(dossier.received_at),
         due_at=timestamp(dossier.due_at),
         applicant_registry_id=dossier.applicant_registry_id,
@@ -215,3 +230,44 @@ def outbound_events(outcome: Outcome) -> list[OutboundEvent]:
         )
         for event in outcome.events
     ]
+
+
+def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] | None = None) -> list[OutboundEvent]:
+    """The outbox events of an imported dossier: ONE dossier.imported with its whole replayed
+    history, then each dossier.apology_required the replay produced (as a live dossier's), so
+    the apology letters follow unchanged. `outcome.dossier` carries the dossier number; `trace`,
+    when given, saves looking up the current trace for every dossier of a chunk."""
+    dossier = outcome.dossier
+    steps = [t for t in outcome.transitions if t.action is not Action.OVERDUE]
+    last_step_at = steps[-1].at if steps else dossier.received_at
+    payload = pb.DossierImported(
+        header=_dossier_header(dossier, last_step_at),
+        channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
+        applicant_kind=applicant_kind_pb(dossier.applicant_kind),  # type: ignore[arg-type]
+        import_key=import_key,
+        transitions=[transition_pb(t) for t in outcome.transitions],
+        resolved_at=timestamp(dossier.resolved_at),
+        on_time=bool(dossier.on_time),
+        working_days_used=dossier.working_days_used or 0,
+        missed_deadlines=_missed_deadlines(outcome.events),
+    )
+    traced = current_trace_headers() if trace is None else dict(trace)
+    events = [OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, IMPORTED, payload, time=last_step_at, trace=traced)]
+    for event in outcome.events:
+        if event.event_type == APOLOGY_REQUIRED:
+            numbered = replace(event, dossier=replace(event.dossier, number=dossier.number))
+            apology = _apology(numbered, numbered.details)
+            ident = dossier.dossier_id
+            events.append(OutboundEvent(TOPIC, AGGREGATE, ident, APOLOGY_REQUIRED, apology, event.at, trace=traced))
+    return events
+
+
+def _missed_deadlines(events: Sequence[DossierEvent]) -> list[Timestamp]:
+    """Every missed due instant, in order: the replay's dossier.overdue events carry them."""
+    missed: list[Timestamp] = []
+    for event in events:
+        missed_due_at = event.details.get("missed_due_at")
+        stamp = timestamp(missed_due_at) if isinstance(missed_due_at, datetime) else None
+        if event.event_type == _OVERDUE and stamp is not None:
+            missed.append(stamp)
+    return missed

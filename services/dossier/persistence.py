@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kit.db import UnitOfWork
+from kit.events import current_trace_headers
 from services.dossier import store
 from services.dossier.domain.lifecycle import Outcome
-from services.dossier.messages import outbound_events
+from services.dossier.messages import imported_events, outbound_events
 
 
 def save_new(uow: UnitOfWork, outcomes: Sequence[Outcome], import_keys: Sequence[str | None] = ()) -> None:
@@ -16,6 +17,19 @@ def save_new(uow: UnitOfWork, outcomes: Sequence[Outcome], import_keys: Sequence
         return
     store.insert_dossiers(uow.session, [o.dossier for o in outcomes], import_keys)
     _record(uow, outcomes)
+
+
+def save_imported(uow: UnitOfWork, outcomes: Sequence[Outcome], import_keys: Sequence[str]) -> None:
+    """Replayed historical dossiers (numbered): their rows and timelines (COPY on PostgreSQL) and
+    ONE dossier.imported event each, plus any dossier.apology_required they owe."""
+    if not outcomes:
+        return
+    session = uow.session
+    store.insert_dossiers(session, [o.dossier for o in outcomes], import_keys)
+    store.add_transitions(session, [(o.dossier.dossier_id, t) for o in outcomes for t in o.transitions])
+    trace = current_trace_headers()  # one call's trace for the whole chunk
+    for outcome, key in zip(outcomes, import_keys, strict=True):
+        uow.publish_many(imported_events(outcome, key, trace))
 
 
 def save_changed(uow: UnitOfWork, outcome: Outcome) -> None:

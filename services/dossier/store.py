@@ -25,12 +25,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kit.db import BigId, UtcDateTime, platform_tables, utc
+from kit.db import BigId, UtcDateTime, copy_rows, platform_tables, utc
 from services.dossier.domain.lifecycle import (
     CLOCK_RUNNING,
     FINAL_STATES,
@@ -45,6 +46,9 @@ from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUn
 
 metadata = MetaData()
 tables = platform_tables(metadata)
+
+# From this many rows on, PostgreSQL gets them by COPY rather than a multi-row INSERT (bulk imports).
+COPY_MIN_ROWS = 64
 
 procedures = Table(
     "procedures",
@@ -309,9 +313,19 @@ def get_dossier(session: Session, dossier_id: str, for_update: bool = False) -> 
 
 def insert_dossiers(session: Session, items: Sequence[Dossier], import_keys: Sequence[str | None] = ()) -> None:
     keys = list(import_keys) or [None] * len(items)
-    session.execute(
-        insert(dossiers), [{**dossier_values(d), "import_key": k} for d, k in zip(items, keys, strict=True)]
-    )
+    rows = [{**dossier_values(d), "import_key": k} for d, k in zip(items, keys, strict=True)]
+    if _copies(session, rows):
+        copy_rows(session, dossiers, list(rows[0]), (tuple(row.values()) for row in rows))
+    else:
+        session.execute(insert(dossiers), rows)
+
+
+def _copies(session: Session, rows: Sequence[object]) -> bool:
+    return len(rows) >= COPY_MIN_ROWS and _is_postgres(session)
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def update_dossier(session: Session, dossier: Dossier) -> None:
@@ -322,6 +336,11 @@ def update_dossier(session: Session, dossier: Dossier) -> None:
 
 def add_transitions(session: Session, entries: Sequence[tuple[str, Transition]]) -> None:
     if not entries:
+        return
+    if _copies(session, entries):  # in list order, so `seq` keeps each timeline's order
+        columns = ["dossier_id", "action", "from_state", "to_state", "occurred_at", "note"]
+        records = ((i, t.action.value, t.from_state.value, t.to_state.value, t.at, t.note) for i, t in entries)
+        copy_rows(session, transitions, columns, records)
         return
     session.execute(
         insert(transitions),
@@ -355,6 +374,8 @@ def reserve_numbers(session: Session, wanted: Mapping[tuple[str, date], int]) ->
     if not wanted:
         return {}
     keys = sorted(wanted)
+    if _is_postgres(session):
+        return _reserve_numbers_unnest(session, wanted, keys)
     rows = [
         {"agency_code": agency, "day": f"{day:%y%m%d}", "last_value": wanted[(agency, day)]} for agency, day in keys
     ]
@@ -366,6 +387,31 @@ def reserve_numbers(session: Session, wanted: Mapping[tuple[str, date], int]) ->
     ).returning(number_sequences.c.agency_code, number_sequences.c.day, number_sequences.c.last_value)
     last = {(row.agency_code, row.day): row.last_value for row in session.execute(statement)}
     return {(agency, day): last[(agency, f"{day:%y%m%d}")] - wanted[(agency, day)] + 1 for agency, day in keys}
+
+
+_RESERVE_UNNEST = text(
+    """
+    INSERT INTO dossier_number_sequences AS s (agency_code, day, last_value)
+    SELECT w.agency_code, w.day, w.wanted
+    FROM unnest(CAST(:agencies AS varchar[]), CAST(:days AS varchar[]), CAST(:counts AS integer[]))
+         WITH ORDINALITY AS w(agency_code, day, wanted, position)
+    ORDER BY w.position
+    ON CONFLICT (agency_code, day) DO UPDATE SET last_value = s.last_value + excluded.last_value
+    RETURNING s.agency_code, s.day, s.last_value
+    """
+)
+
+
+def _reserve_numbers_unnest(
+    session: Session, wanted: Mapping[tuple[str, date], int], keys: list[tuple[str, date]]
+) -> dict[tuple[str, date], int]:
+    """The same upsert with the blocks as three arrays: one statement text whatever their count
+    (an import chunk has about one block per row), rows locked in `keys` order as before."""
+    days = [f"{day:%y%m%d}" for _, day in keys]
+    parameters = {"agencies": [a for a, _ in keys], "days": days, "counts": [wanted[k] for k in keys]}
+    last = {(row.agency_code, row.day): row.last_value for row in session.execute(_RESERVE_UNNEST, parameters)}
+    blocks = zip(keys, days, strict=True)
+    return {(agency, day): last[(agency, code)] - wanted[(agency, day)] + 1 for (agency, day), code in blocks}
 
 
 def imported_keys(session: Session, keys: Sequence[str]) -> set[str]:

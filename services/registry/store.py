@@ -25,22 +25,26 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     func,
     insert,
     literal,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from kit.db import UtcDateTime, platform_tables, utc
+from kit.db import UtcDateTime, copy_rows, platform_tables, utc
 from services.registry import domain
 
 metadata = MetaData()
 tables = platform_tables(metadata)
 
 SEARCH_KEY_LENGTH = 400  # folded names keep their length; business names are at most 300
+COPY_MIN_ROWS = 64  # from this many new rows on, PostgreSQL gets them by COPY (bulk imports)
 
 
 def _citizen_columns() -> list[Column[Any]]:
@@ -221,7 +225,11 @@ class CitizenRepository:
         wanted = list(set(national_ids))
         if not wanted:
             return {}
-        query = select(citizens.c.national_id, citizens.c.registry_id).where(citizens.c.national_id.in_(wanted))
+        if _is_postgres(self.session):  # one array parameter, not one parameter per id (1000 per chunk)
+            condition = citizens.c.national_id == any_(bindparam("ids", wanted, type_=ARRAY(String)))
+        else:
+            condition = citizens.c.national_id.in_(wanted)
+        query = select(citizens.c.national_id, citizens.c.registry_id).where(condition)
         return {row.national_id: row.registry_id for row in self.session.execute(query)}
 
     def exists(self, registry_id: str) -> bool:
@@ -229,9 +237,16 @@ class CitizenRepository:
         return bool(self.session.execute(query).scalar_one())
 
     def add_all(self, new_citizens: Sequence[domain.Citizen]) -> None:
+        """New citizens and their first history rows; by COPY on PostgreSQL for a bulk import."""
         if not new_citizens:
             return
         rows = [citizen_row(c) for c in new_citizens]
+        if len(rows) >= COPY_MIN_ROWS and _is_postgres(self.session):
+            columns = list(rows[0])
+            records = [tuple(row.values()) for row in rows]
+            copy_rows(self.session, citizens, columns, records)
+            copy_rows(self.session, citizen_history, columns, records)
+            return
         self.session.execute(insert(citizens), rows)
         self.session.execute(insert(citizen_history), rows)
 
@@ -316,6 +331,10 @@ class BusinessRepository:
             .limit(limit)
         )
         return [business_from_row(row) for row in self.session.execute(query).mappings()]
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def count_rows(session: Session, table: Table) -> int:

@@ -4,7 +4,8 @@ consumer group `dossier-apology-letters` on the 6 partitions of citydata.dossier
 
 40 overdue dossiers of two agencies, imported half through each replica, must end with exactly
 one signed letter each (no duplicate effect, none lost: coverage 100 %), exactly one
-`dossier.overdue` and one `dossier.apology_issued` ce_id each, and BOTH replicas must have issued
+`dossier.apology_required` (an imported dossier's missed deadline travels inside its one
+`dossier.imported`) and one `dossier.apology_issued` ce_id each, and BOTH replicas must have issued
 letters (read from each process's own log), with the group's partitions split between them.
 
 The private Kafka/PostgreSQL of chaos.infra keep this away from the shared broker's topic.
@@ -88,7 +89,7 @@ def test_two_dossier_replicas_share_apology_letters_without_duplicates_or_losses
     time.sleep(2)  # a duplicate would need a moment longer than the original
     events = read_events(infra.bootstrap, (TOPIC,))
     by_first, by_second = letters_issued_by(first), letters_issued_by(second)
-    overdue = distinct_ids_per_key(events, "dossier.overdue")
+    overdue = distinct_ids_per_key(events, "dossier.apology_required")
     issued = distinct_ids_per_key(events, "dossier.apology_issued")
     print(
         f"\nscale-out: partitions per member {sorted(assignment.values())}; letters by replica 1: "

@@ -32,9 +32,10 @@ Rules chosen here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from kit.errors import FailedPrecondition, ViolationCollector
 from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
@@ -134,6 +135,19 @@ class Dossier:
 
     def is_past_due(self, at: datetime) -> bool:
         return self.state in CLOCK_RUNNING and self.due_at is not None and self.overdue_at is None and at > self.due_at
+
+    def evolve(self, **changes: Any) -> Dossier:
+        """`dataclasses.replace` at a fraction of its cost (a replay makes several per step, an
+        import millions): a copy of the fields with `changes`; unknown names are refused alike."""
+        unknown = changes.keys() - _DOSSIER_FIELDS
+        if unknown:
+            raise TypeError(f"Dossier has no field {sorted(unknown)}")
+        copy = object.__new__(Dossier)
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
+
+_DOSSIER_FIELDS = frozenset(f.name for f in fields(Dossier))
 
 
 @dataclass(frozen=True)
@@ -289,7 +303,7 @@ class Lifecycle:
             return Outcome(dossier)
         missed = dossier.due_at
         assert missed is not None  # is_past_due checked it
-        overdue = replace(dossier, overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
+        overdue = dossier.evolve(overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
         transition = Transition(
             Action.OVERDUE, dossier.state, dossier.state, missed, f"missed due {missed.isoformat()}"
         )
@@ -305,7 +319,7 @@ class Lifecycle:
         settled = self.settle_deadline(dossier, at)
         target = allowed_target(settled.dossier.state, command.action)
         moved, details = self._move(settled.dossier, command, procedure, at)
-        moved = replace(moved, state=target, updated_at=at)
+        moved = moved.evolve(state=target, updated_at=at)
         note = _note_of(command)
         transition = Transition(command.action, settled.dossier.state, target, at, note)
         event = DossierEvent(EVENT_TYPES[command.action], at, moved, details)
@@ -315,29 +329,29 @@ class Lifecycle:
         self, dossier: Dossier, command: Command, procedure: Procedure, at: datetime
     ) -> tuple[Dossier, Mapping[str, object]]:
         if isinstance(command, Pay):
-            paid = replace(dossier, payment_reference=command.payment_reference, paid_amount_vnd=command.amount_vnd)
+            paid = dossier.evolve(payment_reference=command.payment_reference, paid_amount_vnd=command.amount_vnd)
             return self._start_clock(paid, procedure, at), {
                 "payment_reference": command.payment_reference,
                 "amount_vnd": command.amount_vnd,
             }
         if isinstance(command, RequestSupplement):
-            return replace(dossier, clock_started_at=None, due_at=None, reason=command.note), {"note": command.note}
+            return dossier.evolve(clock_started_at=None, due_at=None, reason=command.note), {"note": command.note}
         if isinstance(command, Resubmit):
             return self._start_clock(dossier, procedure, at), {}
         if isinstance(command, Resolve):
             return self._resolve(dossier, at)
         if isinstance(command, Reject):
-            return replace(dossier, reason=command.reason), {"reason": command.reason}
+            return dossier.evolve(reason=command.reason), {"reason": command.reason}
         return dossier, {}
 
     def _start_clock(self, dossier: Dossier, procedure: Procedure, at: datetime) -> Dossier:
-        return replace(dossier, clock_started_at=at, due_at=procedure.due_at(self.calendar, at), overdue_at=None)
+        return dossier.evolve(clock_started_at=at, due_at=procedure.due_at(self.calendar, at), overdue_at=None)
 
     def _resolve(self, dossier: Dossier, at: datetime) -> tuple[Dossier, Mapping[str, object]]:
         assert dossier.due_at is not None and dossier.clock_started_at is not None  # IN_PROGRESS runs a clock
         on_time = at <= dossier.due_at
         used = self.working_days_used(dossier.clock_started_at, at)
-        resolved = replace(dossier, resolved_at=at, on_time=on_time, working_days_used=used)
+        resolved = dossier.evolve(resolved_at=at, on_time=on_time, working_days_used=used)
         return resolved, {"on_time": on_time, "working_days_used": used}
 
     def working_days_used(self, clock_started_at: datetime, resolved_at: datetime) -> int:

@@ -1,9 +1,9 @@
 """End to end: the dossier and signing services as real processes on PostgreSQL (signing on a
 SoftHSM token). A dossier received 10 working days ago for a 3-day procedure is imported →
-dossier.overdue → dossier.apology_required → dossier.apology_issued on Kafka; the letter from
-GetApologyLetter is a PDF whose PAdES signature pyHanko validates against the city root, whose
-text (pdftotext) names the dossier and apologises, and whose first page is rendered to var/ for
-a human look at the Vietnamese diacritics."""
+dossier.imported (its missed deadline inside) → dossier.apology_required → dossier.apology_issued
+on Kafka; the letter from GetApologyLetter is a PDF whose PAdES signature pyHanko validates
+against the city root, whose text (pdftotext) names the dossier and apologises, and whose first
+page is rendered to var/ for a human look at the Vietnamese diacritics."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from tests.integration.dossier.dossier_harness import pick_procedure
 from tests.support.kafka_tools import header
 
 PROCEDURE = pick_procedure(lambda p: p.agency_code == "STP" and p.processing_time == 3 and p.online_level < 4)
-CHAIN = ["dossier.overdue", "dossier.apology_required", "dossier.apology_issued"]
+CHAIN = ["dossier.imported", "dossier.apology_required", "dossier.apology_issued"]
 RENDERED = REPO_ROOT / "var" / "apology-letter-e2e"
 
 

@@ -43,6 +43,7 @@ PAYLOADS: dict[str, type[Message]] = {
     "dossier.withdrawn": pb.DossierWithdrawn,
     "dossier.overdue": pb.DossierOverdue,
     "dossier.apology_required": pb.DossierApologyRequired,
+    "dossier.imported": pb.DossierImported,
 }
 
 
