@@ -55,7 +55,7 @@ DERIVED = ("processed_events", "rm_")
 
 KEYSTORE_PASSWORD = "hostile-" + secrets.token_urlsafe(16)
 DEV_TOKEN = "dev-fuzz-" + secrets.token_hex(12)
-AGENCY = "FUZZ"
+AGENCY = "TTDH"  # a directory agency (the gateway refuses grants to any other code)
 PURPOSE = "CIVIL_STATUS"
 SIGNING_AGENCIES = ["SXD", "STP"]
 

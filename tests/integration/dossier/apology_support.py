@@ -33,6 +33,7 @@ from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from kit.scratch import scratch_database
+from kit.service_identity import ENV_KEY_FILE, default_key_path, generated_key
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
 from services.dossier.domain.applicants import TrustingApplicantDirectory
@@ -41,8 +42,6 @@ from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
 from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port, wait_serving
-
-SIGNING_AGENCIES = "SXD,STP"
 
 
 def unique_group() -> str:
@@ -113,9 +112,12 @@ class SigningProcess:
         return report
 
 
-def signing_process(base: Path, database_url: str, kafka: str) -> SigningProcess:
+def signing_process(base: Path, database_url: str, kafka: str, agencies_file: Path | None = None) -> SigningProcess:
+    """Signing as a process with its own var/, sharing this process's service key, so the dossier
+    service in-process here is a caller it trusts; `agencies_file` replaces the agency directory."""
     token = init_softhsm_token(base / "softhsm", "citydata-apology", "apology-user-pin", "apology-so-pin")
     port = free_port()
+    generated_key(default_key_path())
     env = {
         **os.environ,
         **token.environment(),
@@ -126,7 +128,8 @@ def signing_process(base: Path, database_url: str, kafka: str) -> SigningProcess
         "SIGNING_GRPC_PORT": str(port),
         "SIGNING_HTTP_PORT": str(free_port()),
         "SIGNING_METRICS_PORT": "0",
-        "SIGNING_AGENCIES": SIGNING_AGENCIES,
+        ENV_KEY_FILE: str(default_key_path()),
+        **({"CITYDATA_AGENCIES_FILE": str(agencies_file)} if agencies_file else {}),
     }
     return SigningProcess(env, port, base / "signing.log")
 

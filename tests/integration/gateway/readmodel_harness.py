@@ -51,17 +51,17 @@ POLICY: dict[str, Any] = {
     **BASE_POLICY,
     "agencies": {
         **BASE_POLICY["agencies"],
-        "TT-HCC": {
+        "TTPVHCC": {
             "rpcs": ["citydata.v1.RegistryService/*", "citydata.v1.DossierService/*", *GATEWAY_READS],
             "field_groups": ["identity"],
             "purposes": ["PUBLIC_SERVICE"],
         },
-        "DASHBOARD": {
+        "TTDH": {
             "rpcs": ["citydata.v1.GatewayService/GetDossierKpis", "citydata.v1.GatewayService/GetReadModelStatus"]
         },
     },
 }
-TOKENS = {"tok-tt-hcc": "TT-HCC", "tok-dashboard": "DASHBOARD", "tok-no-rights": "NO-RIGHTS"}
+TOKENS = {"tok-tt-hcc": "TTPVHCC", "tok-dashboard": "TTDH", "tok-no-rights": "SYT"}
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:

@@ -231,7 +231,7 @@ def test_placeholder_policy_is_a_valid_policy() -> None:
 
     policy = load_policy(K8S / "base" / "files" / "policy.toml")
 
-    assert list(policy.agencies) == ["EXAMPLE-AGENCY"]
+    assert list(policy.agencies) == ["TTPVHCC"]
 
 
 def test_placeholder_catalogue_is_a_valid_catalogue() -> None:
