@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,14 +126,14 @@ def _with_proof(assertions: CallerAssertions, details: Any) -> Any:
     if len(agencies) != 1 or any(key == CALLER_HEADER for key, _ in metadata):
         return details
     metadata += assertions.proof(agencies[0], details.method)
-    return _CallDetails(details.method, details.timeout, metadata, details.credentials, details.wait_for_ready)
+    return _CallDetails(details.method, details.timeout, tuple(metadata), details.credentials, details.wait_for_ready)
 
 
 @dataclass(frozen=True)
 class _CallDetails(grpc.ClientCallDetails):  # type: ignore[misc]
     method: str
     timeout: float | None
-    metadata: Sequence[tuple[str, str]] | None
+    metadata: tuple[tuple[str, str | bytes], ...] | None
     credentials: grpc.CallCredentials | None
     wait_for_ready: bool | None = field(default=None)
 

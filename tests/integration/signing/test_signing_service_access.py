@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from citydata.v1 import signing_pb2 as pb
 
 from kit.grpc_errors import violations_of
+from kit.service_identity import CallerAssertions, service_key
 from tests.integration.signing.conftest import SigningService, error_right
 
 pytestmark = pytest.mark.softhsm
@@ -58,6 +61,52 @@ def test_calls_without_an_identity_are_unauthenticated(signing_service: SigningS
     authorities = signing_service.stub.GetCaCertificates(pb.GetCaCertificatesRequest(), timeout=30)
     assert [ca.ca_id for ca in authorities.certificate_authorities][:2] == ["root", "tsa"]
     assert {"agency-sxd", "agency-stp"} <= {ca.ca_id for ca in authorities.certificate_authorities}
+
+
+def test_a_forged_agency_header_is_refused_unless_the_gateway_or_dossier_proves_it_sent_it(
+    signing_service: SigningService,
+) -> None:
+    issue = pb.IssueCertificateRequest(agency="SXD", subject_name="Mạo danh", kind=pb.CERTIFICATE_KIND_SEAL)
+    listing = pb.ListCertificatesRequest(agency="SXD")
+    path = "/citydata.v1.SigningService/IssueCertificate"
+    wrong_key = CallerAssertions("GATEWAY", b"not-the-service-key-at-all").proof("SXD", path)
+    untrusted = CallerAssertions("STP", service_key()).proof("SXD", path)
+    stale = CallerAssertions("GATEWAY", service_key(), clock=lambda: time.time() - 3600).proof("SXD", path)
+    for_another_agency = CallerAssertions("GATEWAY", service_key()).proof("STP", path)
+    before = _records(signing_service)
+
+    refusals = [
+        _refused(signing_service.direct.IssueCertificate, issue, [("x-citydata-agency", "SXD")]),
+        _refused(signing_service.direct.ListCertificates, listing, [("x-citydata-agency", "SXD")]),
+        *(
+            _refused(signing_service.direct.IssueCertificate, issue, [("x-citydata-agency", "SXD"), *proof])
+            for proof in (wrong_key, untrusted, stale, for_another_agency)
+        ),
+    ]
+
+    assert [error.code() for error in refusals] == [grpc.StatusCode.UNAUTHENTICATED] * 6  # type: ignore[attr-defined]
+    assert "GATEWAY" in (refusals[0].details() or "")  # type: ignore[attr-defined]
+    assert _records(signing_service) == before
+    proven = signing_service.stub.ListCertificates(listing, metadata=signing_service.identity("SXD"), timeout=30)
+    assert proven is not None
+
+
+def test_every_signing_agency_of_the_directory_gets_its_ca_on_demand(signing_service: SigningService) -> None:
+    """The session's PKI was bootstrapped for SXD and STP only: the others' CAs come on first use."""
+    department = signing_service.issue("STC", "Sở Tài chính")
+    ward = signing_service.issue("P-BENNGHE", "Ủy ban nhân dân Phường Bến Nghé")
+    no_seal = pb.IssueCertificateRequest(agency="TTCDS", subject_name="X", kind=pb.CERTIFICATE_KIND_SEAL)
+    unknown = pb.IssueCertificateRequest(agency="SOTUPHAP", subject_name="X", kind=pb.CERTIFICATE_KIND_SEAL)
+    does_not_sign = _refused(signing_service.stub.IssueCertificate, no_seal, signing_service.identity("TTCDS"))
+    not_listed = _refused(signing_service.stub.IssueCertificate, unknown, signing_service.identity("CITY"))
+
+    assert (department.agency, department.issuer_ca_id) == ("STC", "agency-stc")
+    assert (ward.agency, ward.issuer_ca_id) == ("P-BENNGHE", "agency-p-bennghe")
+    authorities = signing_service.stub.GetCaCertificates(pb.GetCaCertificatesRequest(), timeout=30)
+    assert {"agency-stc", "agency-p-bennghe"} <= {ca.ca_id for ca in authorities.certificate_authorities}
+    assert does_not_sign.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    assert not_listed.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert violations_of(not_listed) == [("agency", "agency SOTUPHAP is not in the agency directory")]
 
 
 def test_issuing_and_revoking_needs_the_agency_itself_or_the_city_operator(signing_service: SigningService) -> None:
