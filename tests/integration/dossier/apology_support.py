@@ -112,12 +112,18 @@ class SigningProcess:
         return report
 
 
+def shared_service_key() -> dict[str, str]:
+    """The environment that makes a service process use this test process's service key (each
+    process here has its own var/), so signing believes the dossier service, in or out of process."""
+    generated_key(default_key_path())
+    return {ENV_KEY_FILE: str(default_key_path())}
+
+
 def signing_process(base: Path, database_url: str, kafka: str, agencies_file: Path | None = None) -> SigningProcess:
     """Signing as a process with its own var/, sharing this process's service key, so the dossier
     service in-process here is a caller it trusts; `agencies_file` replaces the agency directory."""
     token = init_softhsm_token(base / "softhsm", "citydata-apology", "apology-user-pin", "apology-so-pin")
     port = free_port()
-    generated_key(default_key_path())
     env = {
         **os.environ,
         **token.environment(),
@@ -128,7 +134,7 @@ def signing_process(base: Path, database_url: str, kafka: str, agencies_file: Pa
         "SIGNING_GRPC_PORT": str(port),
         "SIGNING_HTTP_PORT": str(free_port()),
         "SIGNING_METRICS_PORT": "0",
-        ENV_KEY_FILE: str(default_key_path()),
+        **shared_service_key(),
         **({"CITYDATA_AGENCIES_FILE": str(agencies_file)} if agencies_file else {}),
     }
     return SigningProcess(env, port, base / "signing.log")
@@ -285,6 +291,7 @@ def dossier_process(base: Path, database_url: str, kafka: str, signing_address: 
         "SIGNING_ADDRESS": signing_address,
         "DOSSIER_APOLOGY_CONSUMER_GROUP": group,
         "SHUTDOWN_GRACE_SECONDS": "5",
+        **shared_service_key(),
     }
     for name in ("REGISTRY_ADDRESS", "DOSSIER_REGISTRY_ADDRESS", "DOSSIER_SIGNING_ADDRESS"):
         env.pop(name, None)
