@@ -20,6 +20,7 @@ from kit.service_identity import (
     service_key,
 )
 from services.gateway.devpki import issue_agency_cert, new_ca
+from services.signing.__main__ import require_mutual_tls
 
 KEY = b"0123456789abcdef0123456789abcdef"
 METHOD = "/citydata.v1.SigningService/IssueCertificate"
@@ -90,3 +91,10 @@ def test_the_key_is_generated_once_shared_and_absent_in_production(tmp_path: Pat
     assert service_key({"CITYDATA_ENV": "production", "CITYDATA_SERVICE_KEY_FILE": str(path)}) is None
     with pytest.raises(ConfigError, match="too short"):
         service_key({"CITYDATA_SERVICE_KEY": "short"})
+
+
+def test_signing_refuses_to_start_in_production_without_mutual_tls() -> None:
+    with pytest.raises(ConfigError, match="SIGNING_TLS_CLIENT_CA"):
+        require_mutual_tls({"CITYDATA_ENV": "production", "SIGNING_TLS_CERT": "c.pem", "SIGNING_TLS_KEY": "k.pem"})
+    require_mutual_tls({"CITYDATA_ENV": "production", "SIGNING_TLS_CLIENT_CA": "ca.pem"})
+    require_mutual_tls({})  # development: caller assertions serve
