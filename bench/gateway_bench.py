@@ -47,7 +47,7 @@ unrestricted = ["registry_id", "version", "create_time", "update_time"]
 identity = ["national_id", "full_name", "date_of_birth", "gender"]
 address = ["address"]
 contact = ["phone", "email"]
-[agencies.BENCH]
+[agencies.TTCDS]
 rpcs = ["citydata.v1.RegistryService/GetCitizen"]
 field_groups = ["identity", "address"]
 purposes = ["PUBLIC_SERVICE"]
@@ -156,7 +156,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (scratch / "policy.toml").write_text(POLICY, encoding="utf-8")
-    (scratch / "tokens.toml").write_text(f'[tokens]\n"{TOKEN}" = "BENCH"\n', encoding="utf-8")
+    (scratch / "tokens.toml").write_text(f'[tokens]\n"{TOKEN}" = "TTCDS"\n', encoding="utf-8")
     registry_port, gateway_port = free_port(), free_port()
     with database() as registry_db, database() as gateway_db:
         registry_env = {

@@ -20,7 +20,6 @@ from chaos.infra import PrivateInfra
 from kit.config import REPO_ROOT
 from kit.net import free_port, health_status
 
-SIGNING_AGENCIES = "STP,SXD"
 START_TIMEOUT_SECONDS = 120.0
 
 
@@ -168,7 +167,6 @@ def signing_process(infra: PrivateInfra, work: Path) -> ServiceProcess:
             "SIGNING_HTTP_PORT": str(free_port()),
             "SIGNING_METRICS_PORT": "0",
             "SIGNING_STATE_DIR": str(work / "signing-state"),
-            "SIGNING_AGENCIES": SIGNING_AGENCIES,
         }
     )
     return ServiceProcess("signing", "signing", env, port, work / "log" / "signing.log")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,7 +32,9 @@ class Agency:
 class AgencyDirectory:
     def __init__(self, agencies: list[Agency]) -> None:
         self._by_code = {agency.code: agency for agency in agencies}
-        problems = [
+        counts = Counter(agency.code for agency in agencies)
+        problems = [f"{code}: listed more than once" for code, count in sorted(counts.items()) if count > 1]
+        problems += [
             f"{a.code}: parent {a.parent!r} is not in the directory"
             for a in agencies
             if a.parent and a.parent not in self._by_code
@@ -53,7 +56,15 @@ class AgencyDirectory:
         return self._by_code.get(agency.parent) if agency and agency.parent else None
 
     def signing_agencies(self) -> list[str]:
+        """Codes of the agencies that have an issuing CA and a seal, in directory order."""
         return [agency.code for agency in self._by_code.values() if agency.signs]
+
+    def codes(self) -> frozenset[str]:
+        return frozenset(self._by_code)
+
+    def unknown(self, codes: Iterable[str]) -> list[str]:
+        """The codes (sorted, once each) that name no agency of the directory."""
+        return sorted({code for code in codes if code not in self._by_code})
 
 
 def parse(text: str) -> AgencyDirectory:
@@ -81,6 +92,14 @@ def parse(text: str) -> AgencyDirectory:
 
 @lru_cache(maxsize=1)
 def directory() -> AgencyDirectory:
-    """The directory in force: CITYDATA_AGENCIES_FILE, or the one shipped with the platform."""
-    path = Path(os.environ.get("CITYDATA_AGENCIES_FILE", DEFAULT_FILE))
-    return parse(path.read_text(encoding="utf-8"))
+    """The directory in force: CITYDATA_AGENCIES_FILE, or the one shipped with the platform.
+    Read once per process; a change needs a restart of the services."""
+    return directory_file(Path(os.environ.get("CITYDATA_AGENCIES_FILE") or DEFAULT_FILE))
+
+
+def directory_file(path: Path) -> AgencyDirectory:
+    """The directory in `path`; ValueError names the file and the problem."""
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+        raise ValueError(f"agency directory {path}: {exc}") from None

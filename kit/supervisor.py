@@ -18,6 +18,8 @@ from pathlib import Path
 
 from kit.config import DEFAULT_PORTS, REPO_ROOT, var_dir
 from kit.net import health_status
+from kit.service_identity import ENV_KEY, ENV_KEY_FILE, default_key_path, generated_key
+from kit.tls import tls_required
 
 SERVICES = ["registry", "signing", "dossier", "tasks", "gateway"]  # start order: dependencies first
 START_TIMEOUT_SECONDS = 90
@@ -40,10 +42,14 @@ def log_dir() -> Path:
 
 
 def service_environment() -> dict[str, str]:
-    """Each service learns where the others listen (ports may be overridden)."""
+    """Each service learns where the others listen (ports may be overridden) and, in development,
+    the key the gateway and dossier sign their caller assertions to signing with."""
     env = dict(os.environ)
     for other in SERVICES:
         env.setdefault(f"{other.upper()}_ADDRESS", f"127.0.0.1:{port_of(other)}")
+    if not tls_required(env) and not env.get(ENV_KEY) and not env.get(ENV_KEY_FILE):
+        generated_key(default_key_path())  # made once, 0600, under var/secrets
+        env[ENV_KEY_FILE] = str(default_key_path())
     return env
 
 

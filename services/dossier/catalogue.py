@@ -1,4 +1,8 @@
-"""Reading a procedure catalogue file and loading it into the database (the I/O edge)."""
+"""Reading a procedure catalogue file and loading it into the database (the I/O edge).
+
+A procedure's agency must be in the agency directory (kit/data/agencies.toml): its letters are
+signed with that agency's seal and its grants name it, so a line naming any other agency is
+refused like any other bad line."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from kit.agencies import AgencyDirectory, directory
 from kit.errors import InvalidArgument
 from services.dossier import store
 from services.dossier.domain.procedures import CATALOGUE_COLUMNS, Procedure, parse_procedure
@@ -39,6 +44,7 @@ def _parse(reader: csv.DictReader[str]) -> CatalogueFile:
     if missing:
         raise CatalogueFileError(f"header lacks columns {missing}; expected {list(CATALOGUE_COLUMNS)}")
     result = CatalogueFile()
+    agencies = directory()
     first_line: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
@@ -47,12 +53,22 @@ def _parse(reader: csv.DictReader[str]) -> CatalogueFile:
         except InvalidArgument as error:
             result.errors.extend(f"line {line}: {v.field}: {v.description}" for v in error.violations)
             continue
+        unknown_agency = _unknown_agency(procedure, agencies)
+        if unknown_agency:
+            result.errors.append(f"line {line}: agency_code: {unknown_agency}")
+            continue
         if procedure.code in first_line:
             result.errors.append(f"line {line}: code: {procedure.code} already on line {first_line[procedure.code]}")
             continue
         first_line[procedure.code] = line
         result.procedures.append(procedure)
     return result
+
+
+def _unknown_agency(procedure: Procedure, agencies: AgencyDirectory) -> str:
+    if procedure.agency_code in agencies:
+        return ""
+    return f"{procedure.agency_code} is not in the agency directory (kit/data/agencies.toml)"
 
 
 def load_catalogue(session: Session, procedures: list[Procedure], chunk: int = 500) -> None:

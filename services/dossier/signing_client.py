@@ -1,9 +1,11 @@
 """The signing service as the apology workflow uses it: an agency's SEAL certificate, PAdES B-T.
 
-The dossier service calls as the agency itself (`x-citydata-agency` = the dossier's agency), as the
-gateway would after mTLS. An outage (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) becomes
+The dossier service calls on behalf of the agency (`x-citydata-agency` = the dossier's agency), as
+the gateway does after mTLS; signing believes the header because the call proves it comes from the
+dossier service (its mTLS client certificate, OU=DOSSIER, or in development a caller assertion,
+kit.service_identity). An outage (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) becomes
 `kit.errors.Unavailable`, which the consumer runner retries without limit; every other refusal
-(no CA for the agency, unknown serial, …) is a `SigningRefused`, which ends on the dead-letter queue.
+(unknown serial, an agency that does not sign, …) is a `SigningRefused`, which ends on the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from citydata.v1 import signing_pb2 as pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
 
 from kit.errors import Unavailable
+from kit.service_identity import asserting_channel
 from kit.tls import secure_channel_to
 
 AGENCY_METADATA = "x-citydata-agency"
+DOSSIER_SERVICE = "DOSSIER"  # how signing knows this caller (its client certificate's OU)
 DEFAULT_ADDRESS = "127.0.0.1:50053"
 _OUTAGES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -44,7 +48,7 @@ class SignedPdf:
 class SigningClient:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout_seconds: float = 30.0) -> None:
         self._channel = secure_channel_to(address, service="dossier")
-        self._stub = SigningServiceStub(self._channel)
+        self._stub = SigningServiceStub(asserting_channel(self._channel, DOSSIER_SERVICE))
         self._timeout = timeout_seconds
 
     def issue_seal(self, agency: str, agency_name: str) -> str:

@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import ssl
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,21 +90,28 @@ def options_from_env(environ: Mapping[str, str], grpc_host: str) -> GatewayOptio
 
 
 def generated_dev_tokens(policy_path: Path) -> Path:
-    """Tokens for every agency of the policy, written once to var/gateway/dev-tokens.toml."""
+    """Tokens for every agency of the policy, written to var/gateway/dev-tokens.toml; kept across
+    restarts, rewritten when the policy's agencies changed (e.g. codes renamed in the directory)."""
     path = var_dir() / "gateway" / "dev-tokens.toml"
-    if not path.exists():
+    agencies = sorted(load_policy(policy_path).agencies)
+    if not path.exists() or _token_agencies(path) != set(agencies):
         path.parent.mkdir(parents=True, exist_ok=True)
         lines = [
             "# Generated development tokens: `authorization: Bearer <token>`. Never use in production.",
             "[tokens]",
         ]
-        lines += [
-            f'"dev-{code.lower()}-{secrets.token_hex(8)}" = "{code}"'
-            for code in sorted(load_policy(policy_path).agencies)
-        ]
+        lines += [f'"dev-{code.lower()}-{secrets.token_hex(8)}" = "{code}"' for code in agencies]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         path.chmod(0o600)
     return path
+
+
+def _token_agencies(path: Path) -> set[str]:
+    try:
+        tokens = tomllib.loads(path.read_text(encoding="utf-8")).get("tokens", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return set()
+    return {str(agency) for agency in tokens.values()} if isinstance(tokens, dict) else set()
 
 
 def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pool
 
+from kit.agencies import directory
 from services.gateway.api.catalog import load_generated_protos
 from services.gateway.domain.policy import UNRESTRICTED_GROUP, Policy, PolicyError, parse_policy
 
@@ -23,12 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def load_policy(path: Path) -> Policy:
-    """Parse and validate the file; PolicyError says what is wrong."""
+    """Parse and validate the file; PolicyError says what is wrong. Every agency it grants rights
+    to must be in the agency directory (kit.agencies), so a misspelt code cannot go unnoticed."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PolicyError(f"{path}: {exc}") from None
-    policy = parse_policy(document)
+    policy = parse_policy(document, directory().codes())
     _check_field_groups_against_protos(policy)
     return policy
 

@@ -5,7 +5,13 @@ Settings from the environment (kit.config and services/signing/README.md):
   SIGNING_DATABASE_URL         default SQLite var/signing.db; migrations run at start-up
   SIGNING_STATE_DIR            PKI state (certificates, CRLs, file keys); default var/signing
   SIGNING_HTTP_PORT            CRL/TSA endpoint port (default 8053)
-  SIGNING_AGENCIES             agencies whose issuing CA is created at start-up if missing
+  SIGNING_TRUSTED_CALLERS      services whose `x-citydata-agency` is believed (default GATEWAY,DOSSIER:
+                               the OU of their mTLS client certificate, or their caller assertion)
+  CITYDATA_SERVICE_KEY[_FILE]  key of the caller assertions (development; generated under var/secrets
+                               when unset); production accepts callers by mutual TLS only and needs
+                               SIGNING_TLS_CERT, SIGNING_TLS_KEY and SIGNING_TLS_CLIENT_CA
+Every agency of the directory (kit/data/agencies.toml) with `signs = true` gets its issuing CA at
+start-up if it has none.
   CITYDATA_CRL_BASE_URL        URL put into new certificates (default http://<host>:<port>/crl)
   CITYDATA_PKCS11_MODULE/TOKEN/PIN   keys in a PKCS#11 token; otherwise the encrypted file
   CITYDATA_KEYSTORE_PASSWORD   keystore, whose password (if unset) is generated once into
@@ -24,10 +30,11 @@ from pathlib import Path
 from citydata.v1 import signing_pb2, signing_pb2_grpc
 
 from kit.clock import Clock, SystemClock
-from kit.config import env_int, env_str, var_dir
+from kit.config import ConfigError, env_int, env_str, var_dir
 from kit.grpc_server import ServiceHost, registrar
 from kit.runtime import ServiceRuntime, start_runtime
-from services.signing.api import TOPIC, SigningServicer
+from kit.tls import tls_required
+from services.signing.api import TOPIC, SigningServicer, caller_verifier
 from services.signing.bootstrap import bootstrap_pki
 from services.signing.crl_http import PkiHttpServer
 from services.signing.crypto.engine import SignatureEngine
@@ -44,7 +51,6 @@ from services.signing.store import metadata, tables, verify_audit_log
 log = logging.getLogger("services.signing")
 
 SERVICE_NAME = signing_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name
-DEFAULT_AGENCIES = "SXD,STP,SKHDT,STNMT,SYT,SGDDT,SLDTBXH,SNV"
 DEFAULT_HTTP_PORT = 8053
 PASSWORD_FILE = "keystore-password"
 
@@ -62,8 +68,13 @@ def state_dir() -> Path:
     return Path(env_str("SIGNING_STATE_DIR", str(var_dir() / "signing")))
 
 
-def agencies() -> list[str]:
-    return [code.strip() for code in env_str("SIGNING_AGENCIES", DEFAULT_AGENCIES).split(",") if code.strip()]
+def require_mutual_tls(environ: Mapping[str, str]) -> None:
+    """In production the agency header is believed only from a certified caller: mTLS is a must."""
+    if tls_required(environ) and not environ.get("SIGNING_TLS_CLIENT_CA"):
+        raise ConfigError(
+            "CITYDATA_ENV=production: signing accepts callers by mutual TLS only; set SIGNING_TLS_CLIENT_CA "
+            "(with SIGNING_TLS_CERT and SIGNING_TLS_KEY)"
+        )
 
 
 def open_keystore(environ: Mapping[str, str], directory: Path) -> Keystore:
@@ -98,7 +109,7 @@ def open_signing(environ: Mapping[str, str], clock: Clock, crl_base_url: str) ->
     keystore = open_keystore(environ, directory)
     log.info(describe_keystore(keystore))
     pki = Pki(keystore, directory, clock, crl_base_url=crl_base_url)
-    result = bootstrap_pki(pki, agencies())
+    result = bootstrap_pki(pki)
     log.info("PKI ready: " + result.summary(), extra={"state_dir": str(directory)})
     return Signing(pki, SignatureEngine(pki, clock), clock)
 
@@ -114,7 +125,12 @@ def build_host(
         env_int("SIGNING_HTTP_PORT", DEFAULT_HTTP_PORT) if http_port is None else http_port,
     )
     servicer = SigningServicer(
-        runtime.uow, signing.pki, signing.engine, signing.clock, lambda: verify_audit_log(runtime.engine)
+        runtime.uow,
+        signing.pki,
+        signing.engine,
+        signing.clock,
+        lambda: verify_audit_log(runtime.engine),
+        caller_verifier(),
     )
     workers = [runtime.relay_worker()] if runtime.settings.relay_enabled else []
     host = ServiceHost(
@@ -130,6 +146,7 @@ def build_host(
 
 
 def main() -> None:
+    require_mutual_tls(os.environ)
     runtime = start_runtime("signing", metadata, tables, [TOPIC])
     http_port = env_int("SIGNING_HTTP_PORT", DEFAULT_HTTP_PORT)
     crl_base_url = env_str("CITYDATA_CRL_BASE_URL", f"http://{runtime.settings.grpc_host}:{http_port}/crl")

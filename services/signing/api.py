@@ -1,7 +1,9 @@
 """The gRPC servicer of `citydata.v1.SigningService`: identity, validation, the PKI and engine,
 the audit log and events.
 
-Order in every call: who is calling (UNAUTHENTICATED), is the request well-formed
+Order in every call: who is calling (UNAUTHENTICATED: the `x-citydata-agency` header counts only
+from the gateway or the dossier service, proven by their mTLS client certificate or a caller
+assertion, see kit.service_identity; the agency must be in the directory), is the request well-formed
 (INVALID_ARGUMENT with every bad field), may the caller do it (PERMISSION_DENIED), then the
 effect. A refused call records nothing. Mutating calls run through `kit.idempotency` with the
 key namespaced by the caller, so one agency can never replay another agency's response.
@@ -14,7 +16,8 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -27,11 +30,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unauthenticated, ViolationCollector
+from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, ViolationCollector
 from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
+from kit.service_identity import AGENCY_HEADER, CallerVerifier, service_key
 from services.signing import domain
 from services.signing.audit import CERTIFICATE_ISSUED, CERTIFICATE_REVOKED, DOCUMENT_SIGNED, AuditEntry, Verification
+from services.signing.bootstrap import ensure_issuing_ca
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.pki import TSA_ID, IssuedCertificate, Pki
 from services.signing.domain import (
@@ -45,7 +50,9 @@ from services.signing.domain import (
 from services.signing.store import AuditLog, CertificateIndex, CertificateRow
 
 TOPIC = "citydata.signing.v1"
-AGENCY_METADATA = "x-citydata-agency"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SigningService"].full_name
+AGENCY_METADATA = AGENCY_HEADER
+DEFAULT_TRUSTED_CALLERS = "GATEWAY,DOSSIER"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_REASON_LENGTH = 200
@@ -91,19 +98,21 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
         engine: SignatureEngine,
         clock: Clock,
         verify_log: Callable[[], Verification],
+        callers: CallerVerifier | None = None,
     ) -> None:
         self.new_uow = new_uow
         self.pki = pki
         self.engine = engine
         self.clock = clock
         self.verify_log = verify_log
+        self.callers = callers or caller_verifier()
 
     # --- certificates ------------------------------------------------------------------
 
     def IssueCertificate(  # noqa: N802 - gRPC method name
         self, request: pb.IssueCertificateRequest, context: grpc.ServicerContext
     ) -> pb.IssueCertificateResponse:
-        caller = caller_identity(context)
+        caller = self._caller(context, "IssueCertificate")
         violations = ViolationCollector()
         agency = _checked(violations, lambda: domain.check_agency_code(request.agency))
         subject = _checked(violations, lambda: domain.check_subject_name(request.subject_name))
@@ -112,6 +121,8 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
         violations.raise_if_any()
         assert agency is not None and subject is not None and kind is not None
         domain.authorize_certificate_management(caller, agency, "issue")
+        # Every signing agency of the directory has a CA: one listed since start-up gets it now.
+        ensure_issuing_ca(self.pki, domain.check_signing_agency(agency))
 
         def action(uow: UnitOfWork) -> pb.IssueCertificateResponse:
             issued = self.pki.issue_signer_certificate(agency, subject, kind)
@@ -129,7 +140,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
     def RevokeCertificate(  # noqa: N802
         self, request: pb.RevokeCertificateRequest, context: grpc.ServicerContext
     ) -> pb.RevokeCertificateResponse:
-        caller = caller_identity(context)
+        caller = self._caller(context, "RevokeCertificate")
         violations = ViolationCollector()
         serial = _checked(violations, lambda: parse_serial(request.serial))
         reason = _REASONS.get(request.reason)
@@ -166,7 +177,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
     def ListCertificates(  # noqa: N802
         self, request: pb.ListCertificatesRequest, context: grpc.ServicerContext
     ) -> pb.ListCertificatesResponse:
-        caller_identity(context)
+        self._caller(context, "ListCertificates")
         violations = ViolationCollector()
         agency = _checked(violations, lambda: domain.check_agency_code(request.agency)) if request.agency else ""
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
@@ -202,7 +213,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
     def SignDocument(  # noqa: N802
         self, request: pb.SignDocumentRequest, context: grpc.ServicerContext
     ) -> pb.SignDocumentResponse:
-        caller = caller_identity(context)
+        caller = self._caller(context, "SignDocument")
         order = sign_order(request)
         issued = self.pki.certificate(order.serial)
         agency = agency_of(issued)
@@ -266,7 +277,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
     def VerifyAuditLog(  # noqa: N802
         self, request: pb.SigningServiceVerifyAuditLogRequest, context: grpc.ServicerContext
     ) -> pb.SigningServiceVerifyAuditLogResponse:
-        caller_identity(context)
+        self._caller(context, "VerifyAuditLog")
         result = self.verify_log()
         return pb.SigningServiceVerifyAuditLogResponse(
             intact=result.intact,
@@ -274,6 +285,10 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
             first_bad_sequence=result.first_bad_sequence,
             problem=result.problem,
         )
+
+    def _caller(self, context: grpc.ServicerContext, method: str) -> str:
+        """The agency (or CITY) the call is made for, accepted only from a verified service."""
+        return domain.check_caller_identity(self.callers.agency(context, f"/{SERVICE_NAME}/{method}").strip())
 
     def _idempotent(
         self, method: str, caller: str, request: Message, response_type: type[R], action: Callable[[UnitOfWork], R]
@@ -286,14 +301,13 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
 # --- identity --------------------------------------------------------------------------------
 
 
-def caller_identity(context: grpc.ServicerContext) -> str:
-    """The agency (or CITY) the gateway authenticated, from the propagated metadata."""
-    values = [str(value) for key, value in context.invocation_metadata() or () if key == AGENCY_METADATA]
-    if not values:
-        raise Unauthenticated(f"no caller identity: calls must come through the gateway ({AGENCY_METADATA})")
-    if len(values) > 1:
-        raise Unauthenticated(f"more than one {AGENCY_METADATA} value")
-    return domain.check_caller_identity(values[0].strip())
+def caller_verifier(environ: Mapping[str, str] | None = None) -> CallerVerifier:
+    """Who may call on behalf of an agency: SIGNING_TRUSTED_CALLERS (default GATEWAY,DOSSIER),
+    proven by mutual TLS or (outside production) by a caller assertion (kit.service_identity)."""
+    env = os.environ if environ is None else environ
+    names = env.get("SIGNING_TRUSTED_CALLERS") or DEFAULT_TRUSTED_CALLERS
+    trusted = frozenset(name.strip().upper() for name in names.split(",") if name.strip())
+    return CallerVerifier(trusted, service_key(env))
 
 
 # --- request checks --------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
     python -m services.signing.bootstrap --state-dir var/signing [--agencies SXD,STP]
 
+The agencies are those of the agency directory (kit/data/agencies.toml) with `signs = true`,
+unless --agencies names some of them; the signing service runs the same bootstrap at start-up.
+
 Idempotent: a second run creates nothing and says so. Keys go to the keystore chosen by the
 environment (see services/signing/README.md); with --dev-softhsm and no PKCS#11 module
 configured, a SoftHSM2 token is created under <state-dir>/softhsm for local development.
@@ -16,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit.agencies import directory
 from kit.clock import Clock, SystemClock
 from kit.errors import DomainError
 from services.signing.crypto.keystore import (
@@ -28,7 +32,6 @@ from services.signing.crypto.pki import DEFAULT_CRL_BASE_URL, TSA_ID, Pki
 from services.signing.crypto.softhsm import init_softhsm_token
 from services.signing.domain import ROOT_CA_ID, agency_ca_id, check_agency_code
 
-DEFAULT_AGENCIES = ("SXD", "STP", "STNMT", "SYT", "SGDDT")
 DEV_TOKEN_LABEL = "citydata-dev"
 DEV_USER_PIN = "citydata-dev-pin"
 DEV_SO_PIN = "citydata-dev-so-pin"
@@ -51,9 +54,15 @@ class BootstrapResult:
         )
 
 
-def bootstrap_pki(pki: Pki, agencies: Sequence[str]) -> BootstrapResult:
-    """Ensure root CA, TSA and each agency's issuing CA exist; report what was created."""
-    codes = [check_agency_code(code) for code in agencies]
+def signing_agencies() -> list[str]:
+    """Every agency of the directory that signs (has an issuing CA and a seal)."""
+    return directory().signing_agencies()
+
+
+def bootstrap_pki(pki: Pki, agencies: Sequence[str] | None = None) -> BootstrapResult:
+    """Ensure root CA, TSA and each agency's issuing CA exist (by default every signing agency of
+    the directory); report what was created."""
+    codes = [check_agency_code(code) for code in (signing_agencies() if agencies is None else agencies)]
     result = BootstrapResult()
     steps: list[tuple[str, Callable[[], bool]]] = [
         (ROOT_CA_ID, pki.ensure_root_ca),
@@ -70,6 +79,15 @@ def bootstrap_pki(pki: Pki, agencies: Sequence[str]) -> BootstrapResult:
 
 def _agency_step(pki: Pki, code: str) -> Callable[[], bool]:
     return lambda: pki.ensure_agency_ca(code)
+
+
+def ensure_issuing_ca(pki: Pki, code: str) -> bool:
+    """The agency's issuing CA, created (with its first CRL and exported certificate) if missing."""
+    if not pki.ensure_agency_ca(code):
+        return False
+    pki.current_crl(agency_ca_id(code))
+    pki.export_ca_certificates()
+    return True
 
 
 def dev_environment(state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -90,7 +108,9 @@ def open_pki(state_dir: Path, environ: Mapping[str, str], clock: Clock, crl_base
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.signing.bootstrap", description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--agencies", default=",".join(DEFAULT_AGENCIES), help="comma-separated codes")
+    parser.add_argument(
+        "--agencies", default="", help="comma-separated codes (default: every signing agency of the directory)"
+    )
     parser.add_argument("--crl-base-url", default=os.environ.get("CITYDATA_CRL_BASE_URL", DEFAULT_CRL_BASE_URL))
     parser.add_argument(
         "--dev-softhsm",
@@ -98,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="create/use a SoftHSM2 token under <state-dir>/softhsm if no PKCS#11 module is set",
     )
     args = parser.parse_args(argv)
-    agencies = [code.strip() for code in args.agencies.split(",") if code.strip()]
+    agencies = [code.strip() for code in args.agencies.split(",") if code.strip()] or None
     environ: Mapping[str, str] = os.environ
     try:
         if args.dev_softhsm:

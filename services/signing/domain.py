@@ -12,14 +12,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kit.errors import FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
+from kit.agencies import CODE as AGENCY_CODE
+from kit.agencies import directory
+from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Unauthenticated
 
 # TT 15/2025/TT-BKHCN: RSA >= 2048 (RSASSA-PSS), ECDSA P-256 or stronger, SHA-256 or stronger.
 MIN_RSA_BITS = 2048
 ALLOWED_DIGESTS = ("sha256", "sha384", "sha512")
 DEFAULT_DIGEST = "sha256"
 
-_AGENCY_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 _CA_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -87,10 +88,22 @@ def check_precomputed_digest(digest: bytes, field_path: str = "digest") -> bytes
 
 
 def check_agency_code(code: str, field_path: str = "agency") -> str:
-    """Agency codes such as SXD or STP: upper-case letters and digits, 2..16 characters."""
-    if not _AGENCY_CODE.match(code):
+    """A code of the agency directory (kit/data/agencies.toml), such as SXD, STP or P-BENNGHE."""
+    if not AGENCY_CODE.match(code):
         raise InvalidArgument(
-            [FieldViolation(field_path, f"agency code {code!r} must look like SXD (A-Z, 0-9, 2..16 chars)")]
+            [FieldViolation(field_path, f"agency code {code!r} must look like SXD or P-BENNGHE (A-Z, 0-9, -)")]
+        )
+    if code not in directory():
+        raise InvalidArgument([FieldViolation(field_path, f"agency {code} is not in the agency directory")])
+    return code
+
+
+def check_signing_agency(code: str) -> str:
+    """An agency that has an issuing CA and a seal (`signs = true` in the directory)."""
+    agency = directory().get(code)
+    if agency is None or not agency.signs:
+        raise FailedPrecondition(
+            f"agency {code} does not sign (signs = false in the agency directory)", "AGENCY_DOES_NOT_SIGN"
         )
     return code
 
@@ -272,9 +285,9 @@ OPERATOR_IDENTITY = "CITY"  # the city's PKI operator: manages every agency's ce
 
 
 def check_caller_identity(identity: str) -> str:
-    """An authenticated caller is an agency code or the operator; anything else is no identity."""
-    if identity != OPERATOR_IDENTITY and not _AGENCY_CODE.match(identity):
-        raise Unauthenticated("the caller identity is malformed")
+    """An authenticated caller is an agency of the directory or the operator; anything else is no identity."""
+    if identity != OPERATOR_IDENTITY and identity not in directory():
+        raise Unauthenticated("the caller identity is not an agency of the agency directory")
     return identity
 
 

@@ -27,6 +27,7 @@ from kit.logs import JsonFormatter
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from kit.scratch import create_database, drop_database
+from kit.service_identity import asserting_channel
 from services.gateway import store as gateway_store
 from services.gateway.__main__ import GatewayOptions, build_gateway
 from services.gateway.consumers import ReadModel, readmodel_group
@@ -55,7 +56,7 @@ DERIVED = ("processed_events", "rm_")
 
 KEYSTORE_PASSWORD = "hostile-" + secrets.token_urlsafe(16)
 DEV_TOKEN = "dev-fuzz-" + secrets.token_hex(12)
-AGENCY = "FUZZ"
+AGENCY = "TTDH"  # a directory agency (the gateway refuses grants to any other code)
 PURPOSE = "CIVIL_STATUS"
 SIGNING_AGENCIES = ["SXD", "STP"]
 
@@ -123,10 +124,11 @@ class Platform:
     channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     def channel(self, service: Service) -> grpc.Channel:
+        """Direct calls carry the gateway's caller assertion (kit.service_identity) whenever they
+        name an agency, so the fuzz reaches signing's checks behind caller authentication."""
         if service.address not in self.channels:
-            self.channels[service.address] = grpc.insecure_channel(
-                service.address, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
-            )
+            raw = grpc.insecure_channel(service.address, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)])
+            self.channels[service.address] = asserting_channel(raw, "GATEWAY")
         return self.channels[service.address]
 
     def services(self) -> list[Service]:

@@ -96,7 +96,7 @@ def hints(platform: Platform) -> dict[str, st.SearchStrategy[str]]:
         "email": st.emails(),
         "procedure_code": st.sampled_from(_procedure_codes()),
         "agency": st.sampled_from(["SXD", "STP"]),
-        "agency_code": st.sampled_from(["SXD", "SO-TU-PHAP"]),
+        "agency_code": st.sampled_from(["SXD", "STP"]),
         "enterprise_code": st.from_regex(r"03[0-9]{8}", fullmatch=True),
     }
 

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 AGENCIES = ["STP", "SXD"]
 PER_KIND = 20  # on time, late, open
-DASHBOARD_TOKEN = f"scaleout-dashboard-{uuid.uuid4().hex}"  # the policy's read-only DASHBOARD agency
+DASHBOARD_TOKEN = f"scaleout-dashboard-{uuid.uuid4().hex}"  # the policy's read-only dashboard agency (TTDH)
 COUNTERS = (
     "received",
     "resolved",
@@ -90,7 +90,7 @@ def gateways(
 ) -> Iterator[list[ServiceProcess]]:
     work = tmp_path_factory.mktemp("scaleout-gateway")
     tokens = work / "dev-tokens.toml"
-    tokens.write_text(f'[tokens]\n"{DASHBOARD_TOKEN}" = "DASHBOARD"\n', encoding="utf-8")
+    tokens.write_text(f'[tokens]\n"{DASHBOARD_TOKEN}" = "TTDH"\n', encoding="utf-8")
     processes = [
         gateway_process(infra, work, dossier, tokens, replica=number) for number, dossier in enumerate(replicas, 1)
     ]

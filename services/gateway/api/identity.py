@@ -2,8 +2,8 @@
 from a static bearer token.
 
 Certificates: the city PKI issues each agency system a client certificate whose subject
-organizationalUnitName (OU) is the agency's code, e.g. `OU=SO-TU-PHAP, O=Ho Chi Minh City,
-CN=civil-registry.sotuphap`. The TLS handshake (require_client_auth, CA bundle from
+organizationalUnitName (OU) is the agency's code, e.g. `OU=STP, O=Ho Chi Minh City,
+CN=civil-registry.stp`. The TLS handshake (require_client_auth, CA bundle from
 GATEWAY_CLIENT_CA) has already checked the chain; here we read the OU and insist on the clientAuth
 extended key usage, so a server certificate from the same CA cannot act as a client.
 """

@@ -3,8 +3,9 @@
 Requests go upstream byte for byte (parsed on the side only to find the subjects they name).
 Responses of RPCs that return personal data are parsed, cut down to the caller's field groups
 and re-serialized; other responses go back byte for byte. The caller's identity travels as
-`x-citydata-agency` / `x-citydata-purpose` metadata; the trace context travels through the
-OpenTelemetry client interceptor on the upstream channels.
+`x-citydata-agency` / `x-citydata-purpose` metadata, proven to come from the gateway by its mTLS
+client certificate (OU=GATEWAY) or, in development, a caller assertion (kit.service_identity); the
+trace context travels through the OpenTelemetry client interceptor on the upstream channels.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
 
 from kit.errors import FieldViolation, InvalidArgument, Unavailable
 from kit.grpc_server import MAX_MESSAGE_BYTES
+from kit.service_identity import AssertingInterceptor, CallerAssertions
 from kit.tls import secure_channel_to
 from services.gateway.api.catalog import ForwardedMethod, MethodKind
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper, UpstreamFailure
 from services.gateway.api.messages import subjects_of, withhold_fields
 
+GATEWAY_SERVICE = "GATEWAY"  # how upstream services know the gateway (its client certificate's OU)
 NO_DEADLINE = 10**6  # grpc reports "no deadline" as a huge time_remaining()
 
 
@@ -33,9 +36,10 @@ def _identity(data: bytes) -> bytes:
 
 
 class UpstreamChannels:
-    """One long-lived channel per owning service, traced."""
+    """One long-lived channel per owning service, traced, asserting the gateway as the caller."""
 
-    def __init__(self) -> None:
+    def __init__(self, assertions: CallerAssertions | None = None) -> None:
+        self.assertions = assertions or CallerAssertions.from_env(GATEWAY_SERVICE)
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -50,6 +54,7 @@ class UpstreamChannels:
                     ],
                     service="gateway",
                 )
+                raw = grpc.intercept_channel(raw, AssertingInterceptor(self.assertions))
                 # OpenTelemetry's interceptor has its own channel wrapper (it is not a grpc.*ClientInterceptor).
                 self._channels[address] = intercept_channel(raw, client_interceptor())
             return self._channels[address]

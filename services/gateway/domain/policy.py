@@ -10,7 +10,7 @@ an operator classifies it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,19 +96,32 @@ class Policy:
         return sorted(every_group - grant.field_groups)
 
 
-def parse_policy(document: Mapping[str, Any]) -> Policy:
-    """A Policy from the parsed TOML document; PolicyError names the first problem found."""
+def parse_policy(document: Mapping[str, Any], agency_codes: Collection[str] | None = None) -> Policy:
+    """A Policy from the parsed TOML document; PolicyError names the first problem found.
+    With `agency_codes` (the agency directory), a grant to any other code is an error."""
     _only_keys(document, {"purposes", "field_groups", "defaults", "agencies"}, "the policy")
     purposes = _purposes(document.get("purposes", {}))
     field_groups = _field_groups(document.get("field_groups", {}))
     defaults = _table(document.get("defaults", {}), "[defaults]")
     default_limit = _rate_limit(defaults, RateLimit(per_second=50.0, burst=100), "[defaults]")
     known_groups = {name for groups in field_groups.values() for name in groups}
+    raw_agencies = _table(document.get("agencies", {}), "[agencies]")
+    if agency_codes is not None:
+        _only_directory_agencies(raw_agencies, agency_codes)
     agencies = {
         code: _agency(code, _table(raw, f"[agencies.{code}]"), purposes, known_groups, default_limit)
-        for code, raw in _table(document.get("agencies", {}), "[agencies]").items()
+        for code, raw in raw_agencies.items()
     }
     return Policy(purposes, field_groups, agencies, default_limit)
+
+
+def _only_directory_agencies(raw_agencies: Mapping[str, Any], agency_codes: Collection[str]) -> None:
+    unknown = sorted(code for code in raw_agencies if code not in agency_codes)
+    if unknown:
+        raise PolicyError(
+            f"[agencies] {', '.join(unknown)}: not in the agency directory (kit/data/agencies.toml); "
+            "grants name agencies by their directory code"
+        )
 
 
 def _purposes(raw: Any) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """`python -m services.signing` as an operator starts it: PostgreSQL, a PKCS#11 token, Kafka.
-It comes up SERVING, signs and verifies over gRPC, and stops cleanly on SIGTERM."""
+It comes up SERVING with an issuing CA for every signing agency of the directory, signs and
+verifies over gRPC for a caller that proves it is the gateway, refuses the same call from anyone
+else, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import pytest
 from citydata.v1 import signing_pb2 as pb
 from citydata.v1.signing_pb2_grpc import SigningServiceStub
 
+from kit.agencies import directory
 from kit.config import REPO_ROOT
+from kit.service_identity import ENV_KEY_FILE, asserting_channel, default_key_path, generated_key
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.support.net import free_port, wait_serving
 
@@ -34,7 +38,7 @@ def service_env(tmp_path: Path, pg_database: str, kafka_bootstrap: str) -> dict[
         "SIGNING_GRPC_PORT": str(free_port()),
         "SIGNING_HTTP_PORT": str(free_port()),
         "SIGNING_METRICS_PORT": "0",
-        "SIGNING_AGENCIES": "SXD,STP",
+        ENV_KEY_FILE: str(default_key_path()),  # this test process signs its assertions with the same key
     }
 
 
@@ -61,13 +65,13 @@ def test_starts_signs_verifies_and_stops_on_sigterm(service: tuple[subprocess.Po
     wait_serving(port, timeout=60)
     sxd = [("x-citydata-agency", "SXD")]
     document = "Công văn số 12/SXD-VP".encode()
+    issue = pb.IssueCertificateRequest(agency="SXD", subject_name="Sở Xây dựng", kind=pb.CERTIFICATE_KIND_SEAL)
+    generated_key(default_key_path())
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = SigningServiceStub(channel)
-        seal = stub.IssueCertificate(
-            pb.IssueCertificateRequest(agency="SXD", subject_name="Sở Xây dựng", kind=pb.CERTIFICATE_KIND_SEAL),
-            metadata=sxd,
-            timeout=30,
-        ).certificate
+        with pytest.raises(grpc.RpcError) as forged:
+            SigningServiceStub(channel).IssueCertificate(issue, metadata=sxd, timeout=30)
+        stub = SigningServiceStub(asserting_channel(channel, "GATEWAY"))
+        seal = stub.IssueCertificate(issue, metadata=sxd, timeout=30).certificate
         signed = stub.SignDocument(
             pb.SignDocumentRequest(serial=seal.serial, document=document, format=pb.SIGNATURE_FORMAT_CADES_DETACHED),
             metadata=sxd,
@@ -84,10 +88,13 @@ def test_starts_signs_verifies_and_stops_on_sigterm(service: tuple[subprocess.Po
     exit_code = process.wait(timeout=30)
     log = process.stdout.read() if process.stdout else ""
 
+    assert forged.value.code() == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert report.indication == pb.INDICATION_TOTAL_PASSED, report
     assert report.level == pb.SIGNATURE_LEVEL_B_T
     assert exit_code == 0, log
     assert "signing keystore: PKCS#11 token 'citydata-e2e'" in log
-    assert "created root, tsa, agency-sxd, agency-stp" in log
+    signing_agencies = ", ".join(f"agency-{code.lower()}" for code in directory().signing_agencies())
+    assert f"created root, tsa, {signing_agencies}" in log
+    assert "agency-p-bennghe" in signing_agencies and "agency-stc" in signing_agencies
     assert "service stopped" in log
     assert USER_PIN not in log

@@ -33,6 +33,7 @@ from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from kit.scratch import scratch_database
+from kit.service_identity import ENV_KEY_FILE, default_key_path, generated_key
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
@@ -41,8 +42,6 @@ from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
 from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port, wait_serving
-
-SIGNING_AGENCIES = "SXD,STP"
 
 
 def unique_group() -> str:
@@ -113,7 +112,16 @@ class SigningProcess:
         return report
 
 
-def signing_process(base: Path, database_url: str, kafka: str) -> SigningProcess:
+def shared_service_key() -> dict[str, str]:
+    """The environment that makes a service process use this test process's service key (each
+    process here has its own var/), so signing believes the dossier service, in or out of process."""
+    generated_key(default_key_path())
+    return {ENV_KEY_FILE: str(default_key_path())}
+
+
+def signing_process(base: Path, database_url: str, kafka: str, agencies_file: Path | None = None) -> SigningProcess:
+    """Signing as a process with its own var/, sharing this process's service key, so the dossier
+    service in-process here is a caller it trusts; `agencies_file` replaces the agency directory."""
     token = init_softhsm_token(base / "softhsm", "citydata-apology", "apology-user-pin", "apology-so-pin")
     port = free_port()
     env = {
@@ -126,7 +134,8 @@ def signing_process(base: Path, database_url: str, kafka: str) -> SigningProcess
         "SIGNING_GRPC_PORT": str(port),
         "SIGNING_HTTP_PORT": str(free_port()),
         "SIGNING_METRICS_PORT": "0",
-        "SIGNING_AGENCIES": SIGNING_AGENCIES,
+        **shared_service_key(),
+        **({"CITYDATA_AGENCIES_FILE": str(agencies_file)} if agencies_file else {}),
     }
     return SigningProcess(env, port, base / "signing.log")
 
@@ -288,6 +297,7 @@ def dossier_process(base: Path, database_url: str, kafka: str, signing_address: 
         "SIGNING_ADDRESS": signing_address,
         "DOSSIER_APOLOGY_CONSUMER_GROUP": group,
         "SHUTDOWN_GRACE_SECONDS": "5",
+        **shared_service_key(),
     }
     for name in ("REGISTRY_ADDRESS", "DOSSIER_REGISTRY_ADDRESS", "DOSSIER_SIGNING_ADDRESS"):
         env.pop(name, None)

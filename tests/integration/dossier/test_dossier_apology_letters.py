@@ -1,7 +1,7 @@
 """Apology letters against the real signing service (a process on a SoftHSM token), PostgreSQL
 and Kafka: one signed letter and one dossier.apology_issued per overdue dossier, whatever is
-redelivered; a signing outage delays letters without losing any; a refusal is parked and shows
-in the coverage report."""
+redelivered; every agency of the directory gets its letters signed; a signing outage delays letters
+without losing any; a refusal is parked and shows in the coverage report."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from citydata.v1 import signing_pb2 as signing_pb
 from kafka import KafkaProducer
 from sqlalchemy import select
 
+from kit.agencies import DEFAULT_FILE
 from kit.db import make_engine
 from services.dossier import store
 from services.dossier.domain.calendar import LOCAL_TIME
@@ -37,13 +38,30 @@ from tests.support.kafka_tools import header
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=LOCAL_TIME)
 STP_PROCEDURE = pick_procedure(lambda p: p.agency_code == "STP" and p.online_level < 4)
-NO_CA_PROCEDURE = pick_procedure(lambda p: p.agency_code == "SCT" and p.online_level < 4)  # SCT has no CA
+SCT_PROCEDURE = pick_procedure(lambda p: p.agency_code == "SCT" and p.online_level < 4)
+WARD_PROCEDURE = pick_procedure(lambda p: p.agency_code == "P-BENNGHE" and p.online_level < 4)
 ISSUED, REQUIRED = "dossier.apology_issued", "dossier.apology_required"
 
 
 @pytest.fixture
-def signing(tmp_path: Path, kafka_bootstrap: str) -> Iterator[SigningProcess]:
-    process = signing_process(tmp_path, f"sqlite:///{tmp_path / 'signing.db'}", kafka_bootstrap)
+def signing_directory(request: pytest.FixtureRequest, tmp_path: Path) -> Path | None:
+    """The agency directory signing reads: the shipped one, or (param: a code) one where that
+    agency does not sign, so its letters are refused for a reason no retry changes."""
+    code = getattr(request, "param", None)
+    if code is None:
+        return None
+    shipped = DEFAULT_FILE.read_text(encoding="utf-8")
+    entry = f'code = "{code}"\n'
+    start = shipped.index(entry)
+    end = shipped.index("signs = true", start)
+    path = tmp_path / "agencies.toml"
+    path.write_text(shipped[:end] + "signs = false" + shipped[end + len("signs = true") :], encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def signing(tmp_path: Path, kafka_bootstrap: str, signing_directory: Path | None) -> Iterator[SigningProcess]:
+    process = signing_process(tmp_path, f"sqlite:///{tmp_path / 'signing.db'}", kafka_bootstrap, signing_directory)
     process.start()
     yield process
     process.stop()
@@ -166,12 +184,34 @@ def test_while_signing_is_down_letters_wait_and_all_follow_when_it_is_back(
     assert sorted(r.key.decode() for r in dossier_topic.of(ids, ISSUED)) == sorted(ids)
 
 
+def test_agencies_missing_from_the_old_default_list_get_their_letters_signed(
+    service: RunningDossierService, signing: SigningProcess, dossier_topic: TopicRecords
+) -> None:
+    """SCT and the ward P-BENNGHE had no issuing CA before the directory drove the PKI."""
+    department = submit(service, SCT_PROCEDURE.code)
+    ward = submit(service, WARD_PROCEDURE.code)
+    service.clock.advance(timedelta(days=30))
+    wait_for_events(dossier_topic, {department, ward}, ISSUED, 2, timeout=120)
+    signers = {}
+    for dossier_id in (department, ward):
+        letter = service.stub.GetApologyLetter(pb.GetApologyLetterRequest(dossier_id=dossier_id), timeout=10).letter
+        assert letter.signature_status == pb.APOLOGY_LETTER_SIGNATURE_STATUS_SIGNED
+        report = signing.verify_pdf(letter.pdf)
+        assert report.indication == signing_pb.INDICATION_TOTAL_PASSED, report
+        signers[dossier_id] = report.signer
+
+    assert "Sở Công Thương" in signers[department]
+    assert "Phường Bến Nghé" in signers[ward]
+    assert (coverage(service).letters_issued, list(coverage(service).missing_dossier_ids)) == (2, [])
+
+
+@pytest.mark.parametrize("signing_directory", ["SCT"], indirect=True)
 def test_a_refused_letter_is_parked_and_reported_missing_and_the_others_carry_on(
     service: RunningDossierService, dossier_topic: TopicRecords, kafka_bootstrap: str, group: str
 ) -> None:
     dlq = dlq_records(kafka_bootstrap)
     try:
-        refused = submit(service, NO_CA_PROCEDURE.code)
+        refused = submit(service, SCT_PROCEDURE.code)  # SCT does not sign in this directory
         service.clock.advance(timedelta(days=14))
         later = submit(service, STP_PROCEDURE.code)
         service.clock.advance(timedelta(days=14))
@@ -181,7 +221,7 @@ def test_a_refused_letter_is_parked_and_reported_missing_and_the_others_carry_on
     finally:
         dlq.close()
     report = coverage(service)
-    agency = coverage(service, NO_CA_PROCEDURE.agency_code)
+    agency = coverage(service, SCT_PROCEDURE.agency_code)
 
     assert header(parked, "ce_type") == REQUIRED
     assert header(parked, "dlq_consumer") == group

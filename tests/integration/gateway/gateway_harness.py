@@ -41,17 +41,17 @@ BASE_POLICY: dict[str, Any] = {
     },
     "defaults": {"rate_per_second": 1000, "burst": 1000},
     "agencies": {
-        "SO-TU-PHAP": {
+        "STP": {
             "rpcs": ["citydata.v1.RegistryService/*"],
             "field_groups": ["identity", "address"],
             "purposes": ["CIVIL_STATUS"],
         },
-        "TT-HCC": {
+        "TTPVHCC": {
             "rpcs": ["citydata.v1.RegistryService/GetCitizen", "citydata.v1.RegistryService/SearchCitizens"],
             "field_groups": ["identity", "address", "contact"],
         },
-        "CONG-DVC": {"rpcs": ["citydata.v1.GatewayService/*"]},
-        "NO-RIGHTS": {"rpcs": []},
+        "CDVC": {"rpcs": ["citydata.v1.GatewayService/*"]},
+        "SYT": {"rpcs": []},  # a directory agency granted nothing
     },
 }
 
@@ -176,7 +176,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca.write(directory, "ca")
     server.write(directory, "gateway")
     agencies = {code: issue_agency_cert(ca, code) for code in BASE_POLICY["agencies"]}
-    return Pki(directory, ca, server, agencies, issue_agency_cert(new_ca("Somebody Else's CA"), "SO-TU-PHAP"))
+    return Pki(directory, ca, server, agencies, issue_agency_cert(new_ca("Somebody Else's CA"), "STP"))
 
 
 @dataclass

@@ -51,17 +51,17 @@ POLICY: dict[str, Any] = {
     **BASE_POLICY,
     "agencies": {
         **BASE_POLICY["agencies"],
-        "TT-HCC": {
+        "TTPVHCC": {
             "rpcs": ["citydata.v1.RegistryService/*", "citydata.v1.DossierService/*", *GATEWAY_READS],
             "field_groups": ["identity"],
             "purposes": ["PUBLIC_SERVICE"],
         },
-        "DASHBOARD": {
+        "TTDH": {
             "rpcs": ["citydata.v1.GatewayService/GetDossierKpis", "citydata.v1.GatewayService/GetReadModelStatus"]
         },
     },
 }
-TOKENS = {"tok-tt-hcc": "TT-HCC", "tok-dashboard": "DASHBOARD", "tok-no-rights": "NO-RIGHTS"}
+TOKENS = {"tok-tt-hcc": "TTPVHCC", "tok-dashboard": "TTDH", "tok-no-rights": "SYT"}
 
 
 def wait_until(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "condition") -> T:
@@ -144,7 +144,13 @@ class ReadModelGateway:
 
 
 def start_readmodel_gateway(
-    database_url: str, kafka: str, tmp_path: Path, registry: str, dossier: str
+    database_url: str,
+    kafka: str,
+    tmp_path: Path,
+    registry: str,
+    dossier: str,
+    policy: dict[str, Any] | None = None,
+    tokens: dict[str, str] | None = None,
 ) -> ReadModelGateway:
     engine = make_engine(database_url)
     upgrade_to_head(engine, "gateway", store.metadata)
@@ -153,8 +159,8 @@ def start_readmodel_gateway(
     group = f"gateway-readmodel-test-{uuid.uuid4().hex[:8]}"
     set_origin(engine, store.readmodel, kafka, group, end_offsets(kafka, partitions_of(kafka, TOPICS)))
     policy_path, tokens_path = tmp_path / "policy.toml", tmp_path / "tokens.toml"
-    policy_path.write_text(render_toml(POLICY), encoding="utf-8")
-    tokens_path.write_text(render_toml({"tokens": TOKENS}), encoding="utf-8")
+    policy_path.write_text(render_toml(policy or POLICY), encoding="utf-8")
+    tokens_path.write_text(render_toml({"tokens": tokens or TOKENS}), encoding="utf-8")
     read_model = ReadModel(runtime, group)
     workers = [read_model.worker(), ProcedureFacts(runtime, dossier, interval_seconds=0.3).worker()]
     options = GatewayOptions(policy_path, policy_check_seconds=0.0, dev_tokens=tokens_path)
@@ -221,20 +227,34 @@ def databases(infra: dict[str, str]) -> Iterator[Callable[[], str]]:
 
 
 @contextmanager
-def running_platform(infra: dict[str, str], tmp_path: Path, start: datetime) -> Iterator[Platform]:
+def running_platform(
+    infra: dict[str, str],
+    tmp_path: Path,
+    start: datetime,
+    policy: dict[str, Any] | None = None,
+    tokens: dict[str, str] | None = None,
+) -> Iterator[Platform]:
+    """The platform; the gateway runs `policy` with bearer `tokens` (default POLICY and TOKENS)."""
     with databases(infra) as make_database:
-        platform = start_platform(make_database, infra["kafka"], tmp_path, start)
+        platform = start_platform(make_database, infra["kafka"], tmp_path, start, policy, tokens)
         try:
             yield platform
         finally:
             stop_platform(platform)
 
 
-def start_platform(make_database: Callable[[], str], kafka: str, tmp_path: Path, start: datetime) -> Platform:
+def start_platform(
+    make_database: Callable[[], str],
+    kafka: str,
+    tmp_path: Path,
+    start: datetime,
+    policy: dict[str, Any] | None = None,
+    tokens: dict[str, str] | None = None,
+) -> Platform:
     registry = start_registry(make_database(), kafka)
     dossier = start_dossier_service(make_database(), kafka, start)
     target = f"127.0.0.1:{_port_of(dossier)}"
-    gateway = start_readmodel_gateway(make_database(), kafka, tmp_path, registry.target, target)
+    gateway = start_readmodel_gateway(make_database(), kafka, tmp_path, registry.target, target, policy, tokens)
     return Platform(registry, dossier, gateway)
 
 

@@ -34,7 +34,7 @@ def verify_cli(database_url: str) -> tuple[int, str]:
 
 
 def verify_rpc(gateway: Gateway) -> gateway_pb2.VerifyAuditLogResponse:
-    with gateway.channel("CONG-DVC") as channel:
+    with gateway.channel("CDVC") as channel:
         return gateway_pb2_grpc.GatewayServiceStub(channel).VerifyAuditLog(  # type: ignore[no-any-return]
             gateway_pb2.VerifyAuditLogRequest(), timeout=10
         )
@@ -45,13 +45,13 @@ def test_every_read_of_a_citizen_is_listed_for_the_citizen_exactly_once(
 ) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    read_citizen(gateway, "SO-TU-PHAP", "CIVIL_STATUS", 4)
-    read_citizen(gateway, "TT-HCC", "PUBLIC_SERVICE", 3)
-    with gateway.channel("SO-TU-PHAP") as channel:
+    read_citizen(gateway, "STP", "CIVIL_STATUS", 4)
+    read_citizen(gateway, "TTPVHCC", "PUBLIC_SERVICE", 3)
+    with gateway.channel("STP") as channel:
         stub = channel.unary_unary("/citydata.v1.RegistryService/GetBusiness", lambda b: b, lambda b: b)
         stub(b"", timeout=5)  # touches nobody: must not show up
 
-    with gateway.channel("CONG-DVC") as channel:
+    with gateway.channel("CDVC") as channel:
         tracker = gateway_pb2_grpc.GatewayServiceStub(channel)
         by_national_id = tracker.ListDataAccess(gateway_pb2.ListDataAccessRequest(national_id=NATIONAL_ID), timeout=10)
         pages: list[gateway_pb2.DataAccess] = []
@@ -67,7 +67,7 @@ def test_every_read_of_a_citizen_is_listed_for_the_citizen_exactly_once(
 
     accesses = list(by_national_id.accesses)
     assert len(accesses) == 7
-    assert [a.agency for a in accesses] == ["TT-HCC"] * 3 + ["SO-TU-PHAP"] * 4  # newest first
+    assert [a.agency for a in accesses] == ["TTPVHCC"] * 3 + ["STP"] * 4  # newest first
     assert {(a.method, a.outcome) for a in accesses} == {("/citydata.v1.RegistryService/GetCitizen", "OK")}
     assert [a.purpose for a in accesses] == ["PUBLIC_SERVICE"] * 3 + ["CIVIL_STATUS"] * 4
     assert all(a.trace_id == "" or len(a.trace_id) == 32 for a in accesses)
@@ -76,18 +76,18 @@ def test_every_read_of_a_citizen_is_listed_for_the_citizen_exactly_once(
 
 def test_a_denied_attempt_on_a_citizen_is_listed_too(start_gateway: GatewayFactory, upstream: Upstream) -> None:
     gateway = start_gateway()
-    with gateway.channel("NO-RIGHTS") as channel:
+    with gateway.channel("SYT") as channel:
         stub = channel.unary_unary(
             "/citydata.v1.RegistryService/GetCitizen", registry_pb2.GetCitizenRequest.SerializeToString, lambda b: b
         )
         with pytest.raises(grpc.RpcError) as denied:
             stub(registry_pb2.GetCitizenRequest(national_id=NATIONAL_ID), timeout=5)
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    with gateway.channel("CONG-DVC") as channel:
+    with gateway.channel("CDVC") as channel:
         listed = gateway_pb2_grpc.GatewayServiceStub(channel).ListDataAccess(
             gateway_pb2.ListDataAccessRequest(national_id=NATIONAL_ID), timeout=10
         )
-    assert [(a.agency, a.outcome) for a in listed.accesses] == [("NO-RIGHTS", "PERMISSION_DENIED")]
+    assert [(a.agency, a.outcome) for a in listed.accesses] == [("SYT", "PERMISSION_DENIED")]
 
 
 def test_an_altered_row_is_found_by_the_verify_command_and_the_rpc(
@@ -95,10 +95,10 @@ def test_an_altered_row_is_found_by_the_verify_command_and_the_rpc(
 ) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    read_citizen(gateway, "SO-TU-PHAP", "CIVIL_STATUS", 5)
+    read_citizen(gateway, "STP", "CIVIL_STATUS", 5)
     assert verify_cli(pg_database) == (0, "audit log intact: 5 rows checked\n")
     with gateway.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_log SET agency = 'CONG-AN-TP' WHERE sequence = 3"))
+        conn.execute(text("UPDATE audit_log SET agency = 'CATP' WHERE sequence = 3"))
     code, output = verify_cli(pg_database)
     assert code == 1 and "row 3 was altered" in output
     result = verify_rpc(gateway)
@@ -108,7 +108,7 @@ def test_an_altered_row_is_found_by_the_verify_command_and_the_rpc(
 def test_a_deleted_row_or_subject_is_found(start_gateway: GatewayFactory, upstream: Upstream, pg_database: str) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    read_citizen(gateway, "SO-TU-PHAP", "CIVIL_STATUS", 5)
+    read_citizen(gateway, "STP", "CIVIL_STATUS", 5)
     with gateway.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_subjects WHERE sequence = 5 AND kind = 'national_id'"))
     assert "row 5 was altered" in verify_cli(pg_database)[1]
@@ -128,13 +128,13 @@ def test_each_audit_row_is_published_on_the_audit_topic(
 ) -> None:
     serve_citizen(upstream)
     gateway = start_gateway(relay=True)
-    read_citizen(gateway, "SO-TU-PHAP", "CIVIL_STATUS", 2)
+    read_citizen(gateway, "STP", "CIVIL_STATUS", 2)
     expected = {row["row_hash"]: row for row in gateway.audit_rows()}
     published = _audit_events_with_hashes(kafka_bootstrap, set(expected))
     assert set(published) == set(expected)
     for row_hash, event in published.items():
         assert event.sequence == expected[row_hash]["sequence"]
-        assert event.agency == "SO-TU-PHAP" and event.purpose == "CIVIL_STATUS"
+        assert event.agency == "STP" and event.purpose == "CIVIL_STATUS"
         assert {(s.kind, s.value) for s in event.subjects} == {("registry_id", "r-1"), ("national_id", NATIONAL_ID)}
 
 

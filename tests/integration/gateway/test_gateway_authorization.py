@@ -57,7 +57,7 @@ def test_every_forwarded_rpc_is_denied_to_an_agency_without_the_right_and_nothin
     gateway = start_gateway()
     methods = list(forwarded_methods({}).values())
     assert any(m.path == GET_CITIZEN for m in methods) and len(methods) > 10
-    with gateway.channel("NO-RIGHTS") as channel:
+    with gateway.channel("SYT") as channel:
         for method in methods:
             with pytest.raises(grpc.RpcError) as denied:
                 call_raw(channel, method, ((PURPOSE, "CIVIL_STATUS"),))
@@ -66,7 +66,7 @@ def test_every_forwarded_rpc_is_denied_to_an_agency_without_the_right_and_nothin
     assert upstream.methods_called() == []
     audited = gateway.audit_rows()
     assert [(r["method"], r["agency"], r["outcome"]) for r in audited] == [
-        (m.path, "NO-RIGHTS", "PERMISSION_DENIED") for m in methods
+        (m.path, "SYT", "PERMISSION_DENIED") for m in methods
     ]
 
 
@@ -75,18 +75,18 @@ def test_a_granted_rpc_is_forwarded_with_the_certified_agency_not_the_one_the_ca
 ) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         stub = channel.unary_unary(
             GET_CITIZEN, registry_pb2.GetCitizenRequest.SerializeToString, registry_pb2.GetCitizenResponse.FromString
         )
         stub(
             registry_pb2.GetCitizenRequest(registry_id="r-1"),
             timeout=10,
-            metadata=((PURPOSE, "CIVIL_STATUS"), ("x-citydata-agency", "CONG-AN-TP")),
+            metadata=((PURPOSE, "CIVIL_STATUS"), ("x-citydata-agency", "CATP")),
         )
     [(method, metadata)] = upstream.calls
     assert method == GET_CITIZEN
-    assert metadata["x-citydata-agency"] == "SO-TU-PHAP"
+    assert metadata["x-citydata-agency"] == "STP"
     assert metadata["x-citydata-purpose"] == "CIVIL_STATUS"
 
 
@@ -95,7 +95,7 @@ def test_reading_personal_data_needs_a_purpose_the_agency_may_use(
 ) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         with pytest.raises(grpc.RpcError) as no_purpose:
             get_citizen(channel, purpose=None)
         with pytest.raises(grpc.RpcError) as foreign_purpose:
@@ -113,9 +113,9 @@ def test_reading_personal_data_needs_a_purpose_the_agency_may_use(
 def test_each_agency_sees_only_its_field_groups(start_gateway: GatewayFactory, upstream: Upstream) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         limited, limited_trailers = get_citizen(channel, "CIVIL_STATUS")
-    with gateway.channel("TT-HCC") as channel:
+    with gateway.channel("TTPVHCC") as channel:
         full, full_trailers = get_citizen(channel, "PUBLIC_SERVICE")
     assert limited.citizen.full_name == CITIZEN.full_name and limited.citizen.address.ward_code == "26734"
     assert limited.citizen.registry_id == "r-1" and limited.citizen.version == 3
@@ -128,7 +128,7 @@ def test_each_agency_sees_only_its_field_groups(start_gateway: GatewayFactory, u
 def test_field_groups_apply_inside_search_results(start_gateway: GatewayFactory, upstream: Upstream) -> None:
     serve_citizen(upstream)
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         stub = channel.unary_unary(
             SEARCH_CITIZENS,
             registry_pb2.SearchCitizensRequest.SerializeToString,

@@ -53,7 +53,7 @@ def test_an_upstream_error_comes_back_with_its_code_message_and_rich_details(
 ) -> None:
     upstream.behaviours[REGISTER] = reject_with_bad_request
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel, pytest.raises(grpc.RpcError) as rejected:
+    with gateway.channel("STP") as channel, pytest.raises(grpc.RpcError) as rejected:
         register(channel)
     error = rejected.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -81,7 +81,7 @@ def test_a_client_stream_reaches_the_service_whole_and_every_row_is_audited(
         )
         yield registry_pb2.ImportCitizensRequest(rows=[registry_pb2.CitizenInput(national_id=national_ids[2])])
 
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         stub = channel.stream_unary(
             IMPORT, registry_pb2.ImportCitizensRequest.SerializeToString, registry_pb2.ImportCitizensResponse.FromString
         )
@@ -98,7 +98,7 @@ def test_a_service_that_is_down_is_unavailable_with_retry_info_and_no_internal_a
     start_gateway: GatewayFactory,
 ) -> None:
     gateway = start_gateway(upstream_address=f"127.0.0.1:{free_port()}")
-    with gateway.channel("SO-TU-PHAP") as channel, pytest.raises(grpc.RpcError) as failed:
+    with gateway.channel("STP") as channel, pytest.raises(grpc.RpcError) as failed:
         channel.unary_unary("/citydata.v1.RegistryService/GetBusiness", lambda b: b, lambda b: b)(b"", timeout=10)
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "127.0.0.1" not in str(failed.value.details())
@@ -110,7 +110,7 @@ def test_a_service_that_is_down_is_unavailable_with_retry_info_and_no_internal_a
 def test_the_trace_continues_into_the_service_and_is_audited(start_gateway: GatewayFactory, upstream: Upstream) -> None:
     setup_tracing("gateway-test", extra_exporter=InMemorySpanExporter())
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         channel.unary_unary("/citydata.v1.RegistryService/GetBusiness", lambda b: b, lambda b: b)(b"", timeout=10)
     [(_method, metadata)] = upstream.calls
     trace_id = metadata["traceparent"].split("-")[1]

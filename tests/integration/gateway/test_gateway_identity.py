@@ -24,10 +24,10 @@ def test_a_valid_agency_certificate_is_accepted_and_names_the_agency(
     start_gateway: GatewayFactory, upstream: Upstream
 ) -> None:
     gateway = start_gateway()
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         get_business(channel)
-    assert upstream.calls[0][1]["x-citydata-agency"] == "SO-TU-PHAP"
-    assert gateway.audit_rows()[0]["agency"] == "SO-TU-PHAP"
+    assert upstream.calls[0][1]["x-citydata-agency"] == "STP"
+    assert gateway.audit_rows()[0]["agency"] == "STP"
 
 
 def test_a_certificate_from_another_ca_is_refused_at_the_handshake(
@@ -63,7 +63,7 @@ def test_a_certificate_not_issued_for_client_authentication_is_refused(
     start_gateway: GatewayFactory, upstream: Upstream
 ) -> None:
     gateway = start_gateway()
-    server_like = issue_agency_cert(gateway.pki.ca, "SO-TU-PHAP", usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    server_like = issue_agency_cert(gateway.pki.ca, "STP", usage=ExtendedKeyUsageOID.SERVER_AUTH)
     credentials = grpc.ssl_channel_credentials(gateway.pki.ca.cert_pem, server_like.key_pem, server_like.cert_pem)
     with (
         grpc.secure_channel(f"127.0.0.1:{gateway.port}", credentials) as channel,
@@ -95,7 +95,7 @@ def test_dev_tokens_identify_agencies_only_when_switched_on(
     start_gateway: GatewayFactory, upstream: Upstream, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens.toml"
-    tokens.write_text('[tokens]\n"s3cret-justice" = "SO-TU-PHAP"\n', encoding="utf-8")
+    tokens.write_text('[tokens]\n"s3cret-justice" = "STP"\n', encoding="utf-8")
     gateway = start_gateway(dev_tokens=tokens, tls=False)
     with grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
         get_business(channel, (("authorization", "Bearer s3cret-justice"),))
@@ -103,7 +103,7 @@ def test_dev_tokens_identify_agencies_only_when_switched_on(
             get_business(channel)
         with pytest.raises(grpc.RpcError) as wrong_token:
             get_business(channel, (("authorization", "Bearer guess"),))
-    assert upstream.calls[0][1]["x-citydata-agency"] == "SO-TU-PHAP"
+    assert upstream.calls[0][1]["x-citydata-agency"] == "STP"
     assert len(upstream.calls) == 1
     assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert wrong_token.value.code() == grpc.StatusCode.UNAUTHENTICATED

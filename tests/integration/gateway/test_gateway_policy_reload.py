@@ -27,8 +27,8 @@ def test_rights_follow_the_policy_file_without_a_restart_and_a_broken_file_chang
 ) -> None:
     gateway = start_gateway()
     granted = copy.deepcopy(BASE_POLICY)
-    granted["agencies"]["NO-RIGHTS"]["rpcs"] = ["citydata.v1.RegistryService/GetBusiness"]
-    with gateway.channel("NO-RIGHTS") as channel:
+    granted["agencies"]["SYT"]["rpcs"] = ["citydata.v1.RegistryService/GetBusiness"]
+    with gateway.channel("SYT") as channel:
         assert outcome(channel) == grpc.StatusCode.PERMISSION_DENIED
 
         gateway.write_policy(granted)
@@ -36,7 +36,7 @@ def test_rights_follow_the_policy_file_without_a_restart_and_a_broken_file_chang
 
         time.sleep(0.01)  # a distinct mtime even on coarse clocks; the size differs anyway
         with caplog.at_level(logging.ERROR):
-            gateway.policy_path.write_text('[agencies.NO-RIGHTS]\nrpcs = "not a list"\n', encoding="utf-8")
+            gateway.policy_path.write_text('[agencies.SYT]\nrpcs = "not a list"\n', encoding="utf-8")
             assert outcome(channel) == grpc.StatusCode.OK, "a broken file must keep the previous policy"
         assert any("policy file rejected" in r.getMessage() for r in caplog.records)
 

@@ -18,10 +18,10 @@ def test_an_agency_over_its_burst_gets_resource_exhausted_with_retry_info_and_ot
     start_gateway: GatewayFactory, upstream: Upstream
 ) -> None:
     policy = copy.deepcopy(BASE_POLICY)
-    policy["agencies"]["SO-TU-PHAP"].update(rate_per_second=0.5, burst=3)
-    policy["agencies"]["TT-HCC"]["rpcs"].append("citydata.v1.RegistryService/GetBusiness")
+    policy["agencies"]["STP"].update(rate_per_second=0.5, burst=3)
+    policy["agencies"]["TTPVHCC"]["rpcs"].append("citydata.v1.RegistryService/GetBusiness")
     gateway = start_gateway(policy)
-    with gateway.channel("SO-TU-PHAP") as channel:
+    with gateway.channel("STP") as channel:
         call = channel.unary_unary(GET_BUSINESS, lambda b: b, lambda b: b)
         for _ in range(3):
             call(b"", timeout=5)
@@ -34,7 +34,7 @@ def test_an_agency_over_its_burst_gets_resource_exhausted_with_retry_info_and_ot
     assert status.details[0].Unpack(retry)
     assert 0.5 < retry.retry_delay.ToTimedelta().total_seconds() <= 2.0
     assert len(upstream.calls) == 3
-    with gateway.channel("TT-HCC") as channel:
+    with gateway.channel("TTPVHCC") as channel:
         channel.unary_unary(GET_BUSINESS, lambda b: b, lambda b: b)(b"", timeout=5)
     assert len(upstream.calls) == 4
     assert [r["outcome"] for r in gateway.audit_rows()] == ["OK"] * 3 + ["RESOURCE_EXHAUSTED", "OK"]

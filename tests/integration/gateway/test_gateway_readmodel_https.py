@@ -61,8 +61,8 @@ def get(port: int, path: str, context: ssl.SSLContext) -> tuple[int, dict[str, o
 
 
 def test_the_client_certificate_names_the_agency(https_port: int, pki: Pki, tmp_path: Path) -> None:
-    allowed = get(https_port, "/v1/data-access?national_id=079203001234", client(pki, tmp_path, "CONG-DVC"))
-    refused = get(https_port, "/v1/data-access?national_id=079203001234", client(pki, tmp_path, "NO-RIGHTS"))
+    allowed = get(https_port, "/v1/data-access?national_id=079203001234", client(pki, tmp_path, "CDVC"))
+    refused = get(https_port, "/v1/data-access?national_id=079203001234", client(pki, tmp_path, "SYT"))
 
     assert allowed == (200, {"accesses": [], "nextPageToken": ""})
     assert refused[0] == 403 and refused[1]["code"] == "PERMISSION_DENIED"

@@ -140,7 +140,7 @@ def test_profile_reads_appear_in_the_citizens_data_access_list(platform: Platfor
 
     assert status == 200
     methods = {(a["agency"], a["method"]) for a in body["accesses"]}
-    assert ("TT-HCC", "/citydata.v1.GatewayService/GetCitizenProfile") in methods
+    assert ("TTPVHCC", "/citydata.v1.GatewayService/GetCitizenProfile") in methods
 
 
 def test_http_kpis_mirror_the_grpc_answer(platform: Platform, scenario: Scenario) -> None:

@@ -45,15 +45,18 @@ def test_with_no_configuration_it_serves_dev_tokens_on_loopback_and_says_so(
     try:
         wait_serving_or_exit(process, port, log_path)
         tokens = tomllib.loads((tmp_path / "gateway" / "dev-tokens.toml").read_text())["tokens"]
-        token = next(t for t, agency in tokens.items() if agency == "TT-HCC")
+        token = next(t for t, agency in tokens.items() if agency == "TTPVHCC")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             channel.unary_unary("/citydata.v1.RegistryService/GetBusiness", lambda b: b, lambda b: b)(
-                b"", metadata=(("authorization", f"Bearer {token}"),), timeout=10
+                b"",
+                metadata=(("authorization", f"Bearer {token}"), ("x-citydata-purpose", "PUBLIC_SERVICE")),
+                timeout=10,
             )
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    assert upstream.calls[0][1]["x-citydata-agency"] == "TT-HCC"
+    assert upstream.calls[0][1]["x-citydata-agency"] == "TTPVHCC"
+    assert upstream.calls[0][1]["x-citydata-caller"].startswith("v1:GATEWAY:")  # proof it is the gateway calling
     assert "DEVELOPMENT MODE" in log_path.read_text()
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, select
 from kit.clock import ManualClock
 from kit.kafka import ensure_topics
 from kit.runtime import start_runtime
+from kit.service_identity import asserting_channel
 from services.signing.__main__ import Signing, build_host
 from services.signing.api import AGENCY_METADATA, TOPIC
 from services.signing.bootstrap import bootstrap_pki
@@ -104,7 +105,8 @@ def trust_dir(pki: Pki) -> Path:
 class SigningService:
     """The running service as a client sees it, plus its database and the topic, for assertions."""
 
-    stub: SigningServiceStub
+    stub: SigningServiceStub  # calls as the gateway makes them: the agency header with its caller assertion
+    direct: SigningServiceStub  # calls as anyone who reaches the port makes them: no proof of the caller
     db: Engine
     database_url: str
     http_port: int
@@ -114,7 +116,7 @@ class SigningService:
 
     @staticmethod
     def identity(caller: str) -> list[tuple[str, str]]:
-        """Metadata the gateway adds for an authenticated caller."""
+        """Metadata the gateway adds for an authenticated caller (`stub` adds the gateway's proof)."""
         return [(AGENCY_METADATA, caller)]
 
     def issue(self, agency: str, name: str = "Con dấu cơ quan", caller: str | None = None) -> signing_pb.Certificate:
@@ -179,7 +181,14 @@ def signing_service(
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield SigningService(
-            SigningServiceStub(channel), runtime.engine, pg_database, http.port, pki, start_offsets, kafka_bootstrap
+            SigningServiceStub(asserting_channel(channel, "GATEWAY")),
+            SigningServiceStub(channel),
+            runtime.engine,
+            pg_database,
+            http.port,
+            pki,
+            start_offsets,
+            kafka_bootstrap,
         )
     finally:
         channel.close()

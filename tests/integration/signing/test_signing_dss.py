@@ -29,9 +29,16 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from kit.config import REPO_ROOT
 from kit.scratch import scratch_database
+from kit.service_identity import AGENCY_HEADER, ENV_KEY_FILE, asserting_channel, generated_key
 from services.dossier.apology_letter import render_apology_letter
-from services.dossier.domain.apology import DEFAULT_REASON, PLACE, SIGNATURE_REASON, ApologyLetterContent
-from services.signing.api import AGENCY_METADATA
+from services.dossier.domain.apology import (
+    DEFAULT_REASON,
+    PLACE,
+    SIGNATURE_REASON,
+    Addressee,
+    ApologyLetterContent,
+    Issuer,
+)
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.support.dss import DssResult, DssValidator, dss_validator
 from tests.support.net import free_port, wait_serving
@@ -71,7 +78,7 @@ class RunningSigning:
 
 
 def _caller() -> list[tuple[str, str]]:
-    return [(AGENCY_METADATA, AGENCY)]  # what the gateway adds for an authenticated agency
+    return [(AGENCY_HEADER, AGENCY)]  # what the gateway adds for an authenticated agency
 
 
 # The operator bootstrapped the PKI an hour before the service took its first request: every
@@ -106,9 +113,10 @@ def running_signing(infra: dict[str, str], tmp_path_factory: pytest.TempPathFact
             "SIGNING_GRPC_PORT": str(grpc_port),
             "SIGNING_HTTP_PORT": str(http_port),
             "SIGNING_METRICS_PORT": "0",
-            "SIGNING_AGENCIES": AGENCY,
             "CITYDATA_CRL_BASE_URL": crl_base_url,
+            ENV_KEY_FILE: str(base / "service-key"),
         }
+        generated_key(base / "service-key")  # the test speaks for the agency as the gateway would
         subprocess.run(
             [sys.executable, "-c", BOOTSTRAP_AN_HOUR_AGO, env["SIGNING_STATE_DIR"], crl_base_url, AGENCY],
             cwd=REPO_ROOT,
@@ -123,7 +131,8 @@ def running_signing(infra: dict[str, str], tmp_path_factory: pytest.TempPathFact
         try:
             wait_serving(grpc_port, process, timeout=90)
             with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-                yield RunningSigning(SigningServiceStub(channel), base / "state" / "ca" / "root.pem", crl_base_url)
+                as_gateway = asserting_channel(channel, "GATEWAY", env)
+                yield RunningSigning(SigningServiceStub(as_gateway), base / "state" / "ca" / "root.pem", crl_base_url)
         finally:
             process.terminate()
             try:
@@ -137,11 +146,11 @@ def running_signing(infra: dict[str, str], tmp_path_factory: pytest.TempPathFact
 def _apology_letter() -> bytes:
     now = datetime.now(UTC).replace(microsecond=0)
     content = ApologyLetterContent(
-        agency_name=AGENCY_NAME,
+        issuer=Issuer("Sở Xây dựng", "Ủy ban nhân dân Thành phố Hồ Chí Minh"),
+        number="1/PXL-SXD",
         place=PLACE,
         letter_date=now.date(),
-        addressee="Ông/Bà Nguyễn Văn An",
-        salutation="Ông/Bà",
+        addressee=Addressee("Ông Nguyễn Văn An (số định danh cá nhân/CCCD: 079203001234)", "Ông Nguyễn Văn An", "Ông"),
         dossier_number="SXD-2026-000123",
         procedure_name="Cấp giấy phép xây dựng nhà ở riêng lẻ",
         received_at=now - timedelta(days=20),

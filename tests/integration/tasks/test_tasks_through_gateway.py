@@ -31,10 +31,10 @@ POLICY = {
     "agencies": {
         "UBND-TP": {"rpcs": [f"{TASKS}/*"]},
         "SXD": {"rpcs": [f"{TASKS}/ReportTaskProgress", f"{TASKS}/GetTask"]},
-        "CONG-DVC": {"rpcs": [f"{TASKS}/ReceivePetition", f"{TASKS}/ListCitizenPetitions"]},
+        "CDVC": {"rpcs": [f"{TASKS}/ReceivePetition", f"{TASKS}/ListCitizenPetitions"]},
     },
 }
-TOKENS = {"tok-ubnd": "UBND-TP", "tok-sxd": "SXD", "tok-portal": "CONG-DVC"}
+TOKENS = {"tok-ubnd": "UBND-TP", "tok-sxd": "SXD", "tok-portal": "CDVC"}
 
 
 @dataclass
@@ -155,8 +155,8 @@ def test_rights_party_checks_and_audit(gateway: Gateway) -> None:
         ("SXD", "AssignTask", "PERMISSION_DENIED"),
         ("UBND-TP", "ReportTaskProgress", "PERMISSION_DENIED"),
         ("UBND-TP", "DecideTaskCompletion", "OK"),
-        ("CONG-DVC", "ReceivePetition", "OK"),
-        ("CONG-DVC", "ListCitizenPetitions", "OK"),
+        ("CDVC", "ReceivePetition", "OK"),
+        ("CDVC", "ListCitizenPetitions", "OK"),
     ]
     # the citizen's "who looked at my data" view finds the portal's calls by CCCD
     assert "079085001234" in gateway.subjects("national_id")

@@ -140,6 +140,14 @@ def test_database_credentials_come_from_each_services_own_secret(base: list[Reso
         assert database_url["secretKeyRef"]["name"].startswith(f"{service}-database-")
 
 
+def test_signing_and_the_services_that_call_it_for_agencies_share_one_caller_key(base: list[Resource]) -> None:
+    for service in ("gateway", "dossier", "signing"):
+        key = env_of(main_container(named(base, "Deployment", service)))["CITYDATA_SERVICE_KEY"]
+        assert key["secretKeyRef"]["name"].startswith("service-caller-key-")
+    registry = env_of(main_container(named(base, "Deployment", "registry")))
+    assert "CITYDATA_SERVICE_KEY" not in registry
+
+
 def test_consumer_groups_never_outnumber_partitions(base: list[Resource], production: list[Resource]) -> None:
     """A replica beyond the partition count would sit idle in its consumer group."""
     for rendering in (base, production):
@@ -231,7 +239,7 @@ def test_placeholder_policy_is_a_valid_policy() -> None:
 
     policy = load_policy(K8S / "base" / "files" / "policy.toml")
 
-    assert list(policy.agencies) == ["EXAMPLE-AGENCY"]
+    assert list(policy.agencies) == ["TTPVHCC"]
 
 
 def test_placeholder_catalogue_is_a_valid_catalogue() -> None:

@@ -59,6 +59,21 @@ def test_bad_lines_are_reported_with_line_and_column_and_good_lines_kept(tmp_pat
     ]
 
 
+def test_a_procedure_of_an_agency_missing_from_the_directory_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "catalogue.csv"
+    lines = [
+        HEADER,
+        "1.1,Cấp phép,Xây dựng,CITY,SXD,Sở Xây dựng,15,WORKING_DAYS,3,0,active,",
+        "1.2,Chứng thực,Chứng thực,CITY,SO-TU-PHAP,Sở Tư pháp,1,WORKING_DAYS,3,0,active,",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    catalogue = read_catalogue(path)
+    assert [p.code for p in catalogue.procedures] == ["1.1"]
+    assert catalogue.errors == [
+        "line 3: agency_code: SO-TU-PHAP is not in the agency directory (kit/data/agencies.toml)"
+    ]
+
+
 def test_a_file_without_the_catalogue_header_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")

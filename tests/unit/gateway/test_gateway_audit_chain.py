@@ -22,7 +22,7 @@ def entries(count: int) -> list[ChainedEntry]:
     for n in range(count):
         entry = AuditEntry(
             start + timedelta(seconds=n),
-            "SO-TU-PHAP",
+            "STP",
             "/citydata.v1.RegistryService/GetCitizen",
             "CIVIL_STATUS",
             "OK",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from kit.agencies import directory
 from kit.errors import PermissionDenied
 from services.gateway.domain.policy import PolicyError, parse_policy
 from services.gateway.policy_file import load_policy
@@ -24,15 +25,15 @@ def document(**agency: Any) -> dict[str, Any]:
                 "contact": ["phone", "email"],
             }
         },
-        "agencies": {"SO-TU-PHAP": {"rpcs": ["citydata.v1.RegistryService/GetCitizen"], **agency}},
+        "agencies": {"STP": {"rpcs": ["citydata.v1.RegistryService/GetCitizen"], **agency}},
     }
 
 
 def test_an_agency_may_call_only_what_its_grant_lists() -> None:
     policy = parse_policy(document())
-    assert policy.authorize("SO-TU-PHAP", "citydata.v1.RegistryService/GetCitizen").code == "SO-TU-PHAP"
+    assert policy.authorize("STP", "citydata.v1.RegistryService/GetCitizen").code == "STP"
     with pytest.raises(PermissionDenied) as denied:
-        policy.authorize("SO-TU-PHAP", "citydata.v1.RegistryService/UpdateCitizen")
+        policy.authorize("STP", "citydata.v1.RegistryService/UpdateCitizen")
     assert denied.value.missing_right == "citydata.v1.RegistryService/UpdateCitizen"
     with pytest.raises(PermissionDenied):
         policy.authorize("UNKNOWN", "citydata.v1.RegistryService/GetCitizen")
@@ -40,14 +41,14 @@ def test_an_agency_may_call_only_what_its_grant_lists() -> None:
 
 def test_a_service_wildcard_grants_every_rpc_of_that_service_only() -> None:
     policy = parse_policy(document(rpcs=["citydata.v1.RegistryService/*"]))
-    policy.authorize("SO-TU-PHAP", "citydata.v1.RegistryService/ImportCitizens")
+    policy.authorize("STP", "citydata.v1.RegistryService/ImportCitizens")
     with pytest.raises(PermissionDenied):
-        policy.authorize("SO-TU-PHAP", "citydata.v1.DossierService/GetDossier")
+        policy.authorize("STP", "citydata.v1.DossierService/GetDossier")
 
 
 def test_purposes_must_be_declared_known_and_allowed_for_the_agency() -> None:
     policy = parse_policy(document(purposes=["CIVIL_STATUS"]))
-    grant = policy.agencies["SO-TU-PHAP"]
+    grant = policy.agencies["STP"]
     assert policy.check_purpose(grant, "CIVIL_STATUS") == "CIVIL_STATUS"
     rights = []
     for purpose in ("", "PUBLIC_SERVICE", "MARKETING"):
@@ -59,7 +60,7 @@ def test_purposes_must_be_declared_known_and_allowed_for_the_agency() -> None:
 
 def test_an_agency_sees_unrestricted_fields_plus_its_groups_and_nothing_unclassified() -> None:
     policy = parse_policy(document(field_groups=["identity"]))
-    grant = policy.agencies["SO-TU-PHAP"]
+    grant = policy.agencies["STP"]
     assert policy.visible_fields(grant, "citydata.v1.Citizen") == {"registry_id", "full_name"}
     assert policy.visible_fields(grant, "citydata.v1.Business") is None
     assert policy.withheld_groups(grant) == ["contact"]
@@ -90,8 +91,8 @@ def test_a_field_in_two_groups_is_rejected() -> None:
 
 def test_the_example_policy_shipped_in_deploy_is_valid() -> None:
     policy = load_policy(REPO / "deploy" / "gateway" / "policy.toml")
-    assert "SO-TU-PHAP" in policy.agencies
-    assert policy.visible_fields(policy.agencies["CONG-DVC"], "citydata.v1.Citizen") == {
+    assert "STP" in policy.agencies
+    assert policy.visible_fields(policy.agencies["CDVC"], "citydata.v1.Citizen") == {
         "registry_id",
         "version",
         "create_time",
@@ -104,3 +105,18 @@ def test_a_field_group_naming_a_field_the_proto_lacks_is_rejected(tmp_path: Path
     path.write_text('[field_groups."citydata.v1.Citizen"]\ncontact = ["phone", "fax"]\n', encoding="utf-8")
     with pytest.raises(PolicyError, match="fax"):
         load_policy(path)
+
+
+def test_a_grant_to_an_agency_missing_from_the_directory_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("[agencies.SO-TU-PHAP]\nrpcs = []\n[agencies.STP]\nrpcs = []\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match="SO-TU-PHAP: not in the agency directory"):
+        load_policy(path)
+
+
+def test_every_agency_of_the_shipped_policies_is_in_the_directory() -> None:
+    for path in (
+        REPO / "deploy" / "gateway" / "policy.toml",
+        REPO / "deploy" / "k8s" / "base" / "files" / "policy.toml",
+    ):
+        assert directory().unknown(load_policy(path).agencies) == []
