@@ -84,6 +84,7 @@ class History:
                     from_state=previous,  # type: ignore[arg-type]
                     to_state=step.state,  # type: ignore[arg-type]
                     occurred_at=stamp(step.at),
+                    note=_NOTES.get(step.action, ""),
                 )
             )
             previous = step.state
@@ -104,18 +105,22 @@ class History:
         return events
 
 
+_NOTES = {"REQUEST_SUPPLEMENT": "thiếu giấy tờ", "REJECT": "hồ sơ không hợp lệ"}
 _PER_STEP: dict[str, Any] = {
-    "SUBMIT": lambda h, header, step: ("dossier.received", pb.DossierReceived(header=header, channel=h.channel)),
+    "SUBMIT": lambda h, header, step: (
+        "dossier.received",
+        pb.DossierReceived(header=header, channel=h.channel, applicant_kind=pb.DOSSIER_APPLICANT_KIND_CITIZEN),
+    ),
     "PAY": lambda h, header, step: ("dossier.payment_recorded", pb.DossierPaymentRecorded(header=header)),
     "ACCEPT": lambda h, header, step: ("dossier.accepted", pb.DossierAccepted(header=header)),
     "REQUEST_SUPPLEMENT": lambda h, header, step: (
         "dossier.supplement_requested",
-        pb.DossierSupplementRequested(header=header, note="thiếu giấy tờ"),
+        pb.DossierSupplementRequested(header=header, note=_NOTES["REQUEST_SUPPLEMENT"]),
     ),
     "RESUBMIT": lambda h, header, step: ("dossier.resubmitted", pb.DossierResubmitted(header=header)),
     "RESOLVE": lambda h, header, step: ("dossier.resolved", pb.DossierResolved(header=header, on_time=step.on_time)),
     "RETURN": lambda h, header, step: ("dossier.returned", pb.DossierReturned(header=header)),
-    "REJECT": lambda h, header, step: ("dossier.rejected", pb.DossierRejected(header=header, reason="sai")),
+    "REJECT": lambda h, header, step: ("dossier.rejected", pb.DossierRejected(header=header, reason=_NOTES["REJECT"])),
     "WITHDRAW": lambda h, header, step: ("dossier.withdrawn", pb.DossierWithdrawn(header=header)),
 }
 
