@@ -11,7 +11,11 @@ dossiers published as one `dossier.imported` each. Then, each with its own consu
 * raw    — a kafka-python consumer (the kit's consumer settings) that only counts the records;
 * batch  — the kit consumer runner with the projection's batch handler (a poll per transaction,
            folded in memory, a few set-based statements);
-* single — the same runner and projection, one handler call per event (the pre-batch path).
+* single — the same runner and projection, one handler call per event (the pre-batch path);
+* rebuild — `rebuild_cli`'s replay of the whole topic from offset 0 (a poll per transaction).
+
+The default order, raw,batch,single,raw, measures the raw consumer before and after and uses the
+mean (the machine's load drifts).
 
 Each projection writes into its own fresh PostgreSQL database (BENCH_PG_ADMIN_URL, default the
 local server on $PG_PORT). Rates are events per second from the first record received to the
@@ -45,6 +49,7 @@ from kit.kafka import ensure_topics, make_consumer
 from kit.migrations import upgrade_to_head
 from kit.scratch import create_database, drop_database
 from services.gateway import store
+from services.gateway.readmodel.offsets import end_offsets, partitions_of, replay
 from services.gateway.readmodel.projection import Projection
 
 ADMIN_URL = os.environ.get(
@@ -257,11 +262,40 @@ def run_projection(topic: str, total: int, batched: bool, deadline: float) -> fl
         return clock.rate(runner.handled + runner.duplicates)
 
 
+def run_rebuild(topic: str, total: int) -> float:
+    """The rebuild's replay (rebuild_cli) of the whole topic from offset 0 into a fresh database."""
+    partitions = partitions_of(BOOTSTRAP, [topic])
+    with database() as url:
+        engine = make_engine(url)
+        upgrade_to_head(engine, "gateway", store.metadata)
+        start = {tp: 0 for tp in partitions}
+        end = end_offsets(BOOTSTRAP, partitions)
+        started = time.perf_counter()
+        counts = replay(
+            sessionmaker(engine),
+            store.tables,
+            "gateway-bench-rebuild",
+            Projection(store.readmodel),
+            BOOTSTRAP,
+            start,
+            end,
+        )
+        elapsed = time.perf_counter() - started
+        engine.dispose()
+    if counts.applied != total:
+        print(f"  warning: the rebuild applied {counts.applied} of {total} events", file=sys.stderr)
+    return counts.applied / elapsed
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench readmodel")
     parser.add_argument("--dossiers", type=int, default=2000, help="live dossiers (3-5 events each)")
     parser.add_argument("--imported", type=int, default=0, help="imported dossiers (one event each)")
-    parser.add_argument("--modes", default="raw,batch,single", help="comma-separated: raw, batch, single")
+    parser.add_argument(
+        "--modes",
+        default="raw,batch,single,raw",
+        help="comma-separated, in order: raw, batch, single, rebuild (a mode run twice is averaged)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mode at most")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -269,18 +303,23 @@ def main(argv: list[str]) -> None:
     ensure_topics(BOOTSTRAP, [topic])
     total = publish(topic, args.dossiers, args.imported)
     print(f"{total} events on {topic} ({args.dossiers} live dossiers, {args.imported} imported)")
-    rates: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     for mode in modes:
         deadline = time.monotonic() + args.timeout
         if mode == "raw":
-            rates[mode] = run_raw(topic, total, deadline)
+            rate = run_raw(topic, total, deadline)
         elif mode in ("batch", "single"):
-            rates[mode] = run_projection(topic, total, mode == "batch", deadline)
+            rate = run_projection(topic, total, mode == "batch", deadline)
+        elif mode == "rebuild":
+            rate = run_rebuild(topic, total)
         else:
             sys.exit(f"unknown mode {mode!r}")
-        print(f"  {mode:<8}{rates[mode]:>12,.0f} events/s", flush=True)
+        runs.setdefault(mode, []).append(rate)
+        print(f"  {mode:<8}{rate:>12,.0f} events/s", flush=True)
+    rates = {mode: sum(values) / len(values) for mode, values in runs.items()}
     if "raw" in rates:
-        for mode in ("batch", "single"):
+        print(f"raw kafka-python consumer (mean of {len(runs['raw'])}): {rates['raw']:,.0f} events/s")
+        for mode in ("batch", "single", "rebuild"):
             if mode in rates:
                 print(f"{mode} / raw ratio: {rates[mode] / rates['raw']:.3f}")
     if "batch" in rates and "single" in rates:

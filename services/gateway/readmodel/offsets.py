@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kit.consumer import record_event_ids, seen_event_ids
 from kit.db import PlatformTables
 from kit.events import InboundEvent, MalformedEvent, decode_record
 from kit.kafka import ensure_topics, security_settings
@@ -198,16 +199,7 @@ def _apply_replayed(
             counts.malformed += 1
     processed = platform.processed_events
     with sessions() as session, session.begin():
-        seen: set[str] = set()
-        ids = list({event.id for event in events})
-        for first in range(0, len(ids), 1000):
-            seen.update(
-                session.execute(
-                    select(processed.c.event_id).where(
-                        processed.c.consumer == consumer_name, processed.c.event_id.in_(ids[first : first + 1000])
-                    )
-                ).scalars()
-            )
+        seen = seen_event_ids(session, processed, consumer_name, list({event.id for event in events}))
         fresh: list[InboundEvent] = []
         for event in events:
             if event.id in seen:
@@ -221,10 +213,5 @@ def _apply_replayed(
         else:
             for event in fresh:
                 handler(session, event)
-        if fresh:
-            now = datetime.now(UTC)
-            session.execute(
-                insert(processed),
-                [{"consumer": consumer_name, "event_id": event.id, "processed_at": now} for event in fresh],
-            )
+        record_event_ids(session, processed, consumer_name, [event.id for event in fresh])
         counts.applied += len(fresh)

@@ -42,7 +42,7 @@ from typing import Any
 
 from citydata.v1 import dossier_pb2, registry_pb2, signing_pb2
 from google.protobuf.message import Message
-from sqlalchemy import Table, TextClause, select, text
+from sqlalchemy import String, Table, TextClause, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -352,9 +352,14 @@ class Projection:
         """The stored rows of the dossiers the batch names, locked until the batch commits."""
         t = self.t.dossiers
         rows: dict[str, dict[str, Any]] = {}
-        for first in range(0, len(ids), _IDS_PER_SELECT):
-            chunk = ids[first : first + _IDS_PER_SELECT]
-            statement = select(t).where(t.c.dossier_id.in_(chunk)).order_by(t.c.dossier_id).with_for_update()
+        if not ids:
+            return rows
+        if session.get_bind().dialect.name == "postgresql":  # one array parameter, not N
+            chunks = [t.c.dossier_id == any_(bindparam("dossier_ids", ids, type_=postgresql.ARRAY(String)))]
+        else:
+            chunks = [t.c.dossier_id.in_(ids[n : n + _IDS_PER_SELECT]) for n in range(0, len(ids), _IDS_PER_SELECT)]
+        for wanted in chunks:
+            statement = select(t).where(wanted).order_by(t.c.dossier_id).with_for_update()
             rows.update({row["dossier_id"]: dict(row) for row in session.execute(statement).mappings()})
         return rows
 
