@@ -4,10 +4,12 @@ For each message: decode the CloudEvent, then in ONE database transaction check 
 ids, run the handler and record the id. The offset is committed only after that transaction.
 
 The fast path applies a partition's whole poll in one transaction. A handler that also offers
-`handle_batch(session, events)` (a `BatchHandler`) is then given the poll's new events in one
-call, in partition order, so it can fold them in memory and write a few set-based statements;
-it must have the same effects as calling it once per event in that order, because the
-one-by-one path (retries, dead letters) still calls it with one event at a time.
+`handle_batch(session, events)` (a `BatchHandler`) is given the whole poll (every partition,
+each in its order) in one transaction and one call, so it can fold the events in memory and
+write a few set-based statements; it may set `max_poll_records` for bigger polls. It must have
+the same effects as calling it once per event in that order, because when a batch fails the
+partitions are retried on their own and then one event at a time (retries, dead letters).
+
 A malformed message, or one whose handler keeps failing, is parked on `<topic>.dlq` with the
 error in its headers; the consumer carries on. When the database itself, or a service the
 handler depends on (`kit.errors.Unavailable`), is unreachable the message is retried without

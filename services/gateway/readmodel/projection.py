@@ -1,15 +1,19 @@
 """Events → read-model rows, a poll at a time.
 
-The kit consumer runner hands `Projection.handle_batch` every new event of a partition's poll,
-inside the transaction that also records their ids in `processed_events` (the kit's
-processed-ids mechanism). The batch is folded in memory (per dossier: its latest facts; per
-agency, procedure and local day: counter deltas; per registry record: the newest version; per
-topic partition: a position) and written as a handful of set-based statements: one
-`SELECT … FOR UPDATE` of the batch's known dossiers, then one multi-row
-`INSERT … ON CONFLICT DO UPDATE` per table. Effects and processed ids commit together, so after a
-crash anywhere the batch is either wholly applied (and its ids seen, so a redelivery is skipped)
-or not at all (and applied again): exactly-once effects. A single event (`__call__`, used by the
-runner's one-by-one fallback path and by nothing else) is a batch of one.
+The kit consumer runner (and the rebuild's replay) hands `Projection.handle_batch` every new
+event of a poll (each partition's in order), inside the transaction that also records their ids
+in `processed_events`. The batch is folded in memory (per dossier: its latest facts; per agency,
+procedure and local day: counter deltas; per register record: the newest version; per topic
+partition: a position) and written as a handful of set-based statements: one `SELECT … FOR
+UPDATE` of the batch's stored dossiers, then one `INSERT … ON CONFLICT DO UPDATE` per table (on
+PostgreSQL the rows travel as one array per column through `unnest`). Rows go in key order, so
+replicas sharing KPI rows lock them in the same order.
+
+Exactly-once effects come from the kit's processed-ids mechanism (chosen over offsets kept with
+the effects because the runner's one-by-one fallback, its DLQ and the rebuild already rely on
+it): effects and processed ids commit in one transaction, so after a crash anywhere a batch is
+either wholly applied (its ids recorded, a redelivery skipped) or not at all (applied again). A
+single event (`__call__`, used by the runner's one-by-one fallback) is a batch of one.
 
 Order tolerance: events of one aggregate arrive in order (one key, one partition), events of
 different aggregates in any order. The fold applies a batch's events in that order, with the same
@@ -333,7 +337,8 @@ class Projection:
         self.handle_batch(session, [event])
 
     def handle_batch(self, session: Session, events: Sequence[InboundEvent]) -> None:
-        """Folds `events` (one partition's, in order) in memory, then writes the result."""
+        """Folds `events` (each partition's in order; partitions may interleave) in memory, then
+        writes the result."""
         relevant = [event for event in events if event.type in self._handlers]
         if not relevant:
             return  # other facts of these topics (certificates, …) are not part of the read model
