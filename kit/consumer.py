@@ -2,6 +2,14 @@
 
 For each message: decode the CloudEvent, then in ONE database transaction check the processed
 ids, run the handler and record the id. The offset is committed only after that transaction.
+
+The fast path applies a partition's whole poll in one transaction. A handler that also offers
+`handle_batch(session, events)` (a `BatchHandler`) is given the whole poll (every partition,
+each in its order) in one transaction and one call, so it can fold the events in memory and
+write a few set-based statements; it may set `max_poll_records` for bigger polls. It must have
+the same effects as calling it once per event in that order, because when a batch fails the
+partitions are retried on their own and then one event at a time (retries, dead letters).
+
 A malformed message, or one whose handler keeps failing, is parked on `<topic>.dlq` with the
 error in its headers; the consumer carries on. When the database itself, or a service the
 handler depends on (`kit.errors.Unavailable`), is unreachable the message is retried without
@@ -13,13 +21,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from sqlalchemy import insert, select
+from opentelemetry import context, trace
+from opentelemetry.propagate import extract
+from sqlalchemy import String, Table, any_, bindparam, insert, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +44,70 @@ from kit.telemetry import consumer_span
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, InboundEvent], None]
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that can also take a poll's events at once (see the module docstring)."""
+
+    def __call__(self, session: Session, event: InboundEvent) -> None: ...
+
+    def handle_batch(self, session: Session, events: Sequence[InboundEvent]) -> None: ...
+
+
+@contextmanager
+def batch_consumer_span(
+    topic: str, trace_headers: Sequence[dict[str, str]], attributes: dict[str, str | int]
+) -> Iterator[None]:
+    """One `process <topic>` CONSUMER span for a batch: child of the first event's producing
+    trace (so a one-event poll traces like the single-event path) and linked to every event's."""
+    links = []
+    for headers in trace_headers:
+        span_context = trace.get_current_span(extract(headers)).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    token = context.attach(extract(trace_headers[0]))
+    try:
+        tracer = trace.get_tracer("citydata.consumer")
+        with tracer.start_as_current_span(
+            f"process {topic}", kind=trace.SpanKind.CONSUMER, attributes=attributes, links=links
+        ):
+            yield
+    finally:
+        context.detach(token)
+
+
+def seen_event_ids(session: Session, processed: Table, consumer: str, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` the consumer has already processed. On PostgreSQL the ids travel as ONE
+    array parameter (`= ANY(:ids)`): an expanding IN of a poll's ids costs more to render than
+    the query takes."""
+    c = processed.c
+    if not ids:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        wanted = c.event_id == any_(bindparam("event_ids", list(ids), type_=postgresql.ARRAY(String)))
+        return set(session.execute(select(c.event_id).where(c.consumer == consumer, wanted)).scalars())
+    seen: set[str] = set()
+    for first in range(0, len(ids), 500):  # SQLite: under its bound-parameter limit
+        chunk = list(ids[first : first + 500])
+        seen.update(session.execute(select(c.event_id).where(c.consumer == consumer, c.event_id.in_(chunk))).scalars())
+    return seen
+
+
+def record_event_ids(session: Session, processed: Table, consumer: str, ids: Sequence[str]) -> None:
+    """Records `ids` as processed by the consumer (in the caller's transaction). On PostgreSQL in
+    one statement (`INSERT … SELECT unnest(:ids)`), elsewhere as an executemany."""
+    if not ids:
+        return
+    now = datetime.now(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(
+            f"INSERT INTO {processed.name} (consumer, event_id, processed_at) "
+            "SELECT :consumer, unnest(CAST(:event_ids AS varchar[])), :processed_at"
+        ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
+        session.execute(statement, {"consumer": consumer, "event_ids": list(ids), "processed_at": now})
+        return
+    session.execute(insert(processed), [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids])
 
 
 class _Stopping(Exception):
@@ -89,8 +165,21 @@ class ConsumerRunner:
         log.info("consumer stopped", extra={"consumer": self.name})
 
     def poll_once(self, timeout_ms: int = 500, stop: threading.Event | None = None) -> int:
-        """Handle one poll's records; offsets are committed per partition after their effects."""
-        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        """Handle one poll's records; offsets are committed per partition after their effects.
+
+        A batch handler gets the whole poll, every partition, in one transaction (and may ask
+        for bigger polls with a `max_poll_records` attribute); if that fails, each partition is
+        tried on its own as for any handler."""
+        batch_handler = isinstance(self._handler, BatchHandler)
+        max_records = getattr(self._handler, "max_poll_records", None) if batch_handler else None
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        if batch_handler and len(batches) > 1 and not (stop is not None and stop.is_set()):
+            records = [record for partition_records in batches.values() for record in partition_records]
+            if self._apply_batch(records):
+                self._consumer.commit(
+                    {tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in batches.items() if rs}
+                )
+                return len(records)
         count = 0
         for partition, records in batches.items():
             if stop is not None and stop.is_set():
@@ -124,7 +213,8 @@ class ConsumerRunner:
         """The fast path: a partition's whole poll in ONE transaction (effects + processed ids).
 
         Any malformed record or handler error rolls the batch back and returns False, and the
-        records go through the one-by-one path, which retries and dead-letters individually."""
+        records go through the one-by-one path, which retries and dead-letters individually.
+        `records` may mix partitions; each partition's keep their order."""
         try:
             events = [decode_record(record) for record in records]
         except MalformedEvent:
@@ -133,27 +223,16 @@ class ConsumerRunner:
         duplicates = 0
         try:
             with self._sessions() as session, session.begin():
-                ids = list({event.id for event in events})
-                seen = set(
-                    session.execute(
-                        select(self._processed.c.event_id).where(
-                            self._processed.c.consumer == self.name, self._processed.c.event_id.in_(ids)
-                        )
-                    ).scalars()
-                )
+                seen = seen_event_ids(session, self._processed, self.name, list({event.id for event in events}))
+                fresh = []
                 for event in events:
                     if event.id in seen or event.id in handled:
                         duplicates += 1
                         continue
-                    with consumer_span(event.topic, event.trace, self._span_attributes(event)):
-                        self._handler(session, event)
+                    fresh.append(event)
                     handled.add(event.id)
-                if handled:
-                    now = datetime.now(UTC)
-                    session.execute(
-                        insert(self._processed),
-                        [{"consumer": self.name, "event_id": event_id, "processed_at": now} for event_id in handled],
-                    )
+                self._handle_fresh(session, fresh)
+                record_event_ids(session, self._processed, self.name, [event.id for event in fresh])
         except Exception as exc:
             log.info(
                 "batch failed; handling its events one by one",
@@ -168,6 +247,25 @@ class ConsumerRunner:
         self.handled += len(handled)
         self.duplicates += duplicates
         return True
+
+    def _handle_fresh(self, session: Session, events: list[InboundEvent]) -> None:
+        if not events:
+            return
+        if isinstance(self._handler, BatchHandler):
+            with batch_consumer_span(events[0].topic, [e.trace for e in events], self._batch_attributes(events)):
+                self._handler.handle_batch(session, events)
+            return
+        for event in events:
+            with consumer_span(event.topic, event.trace, self._span_attributes(event)):
+                self._handler(session, event)
+
+    def _batch_attributes(self, events: list[InboundEvent]) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": events[0].topic,
+            "messaging.batch.message_count": len(events),
+            "messaging.consumer.group.name": self.name,
+        }
 
     def _span_attributes(self, event: InboundEvent) -> dict[str, str | int]:
         return {

@@ -5,9 +5,10 @@
 
 Each dossier event carries the dossier's state after the event (header.state). The example keeps
 one row per dossier with its latest state; Kafka delivers one dossier's events in order (the key
-is the dossier id), so the last event handled is the current state. The effect and the event id
-are written in one SQLite transaction by the facade, so running the script twice, or Kafka
-redelivering, never counts a dossier twice.
+is the dossier id), so the last event handled is the current state. An imported dossier arrives
+as ONE `dossier.imported` whose header holds its final state, so it needs nothing special here.
+The effect and the event id are written in one SQLite transaction by the facade, so running the
+script twice, or Kafka redelivering, never counts a dossier twice.
 """
 
 from __future__ import annotations

@@ -4,11 +4,16 @@
 dossier event into the portal call that reports it (services.analytics.domain.portal) and queues
 that call in `portal_pushes`, in the same transaction as the processed event id. It never calls
 the portal itself, so Kafka consumption neither waits for nor parks on a portal outage.
+
+`dossier.imported` (a historical dossier's whole history in one event) is reported as the
+dossier's first sync at its final status, with the dates the per-step events would have given:
+the resolution (`resolved_at`), the hand-over (the RETURN step of its timeline) and the note of
+the step that led to the final state (a rejection's reason, …).
 """
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
@@ -22,6 +27,7 @@ from services.dossier.domain.lifecycle import State
 
 PORTAL_SYNC_CONSUMER = "analytics-portal-sync"
 DOSSIER_TOPIC = "citydata.dossier.v1"
+IMPORTED = "dossier.imported"
 
 
 def _enum_suffix(enum_type: Any, value: int, prefix: str) -> str:
@@ -67,6 +73,8 @@ def _facts(event: TypedEvent, header: pb.DossierEventHeader, known: store.SyncRo
         resolved_at = occurred_at
     if event.type == "dossier.returned":
         returned_at = occurred_at
+    if event.type == IMPORTED:
+        resolved_at, returned_at = _imported_dates(payload, resolved_at, returned_at)
     return DossierFacts(
         dossier_id=header.dossier_id,
         number=header.number,
@@ -82,8 +90,28 @@ def _facts(event: TypedEvent, header: pb.DossierEventHeader, known: store.SyncRo
         applicant_kind=kind or (known.applicant_kind if known else ""),
         resolved_at=resolved_at,
         returned_at=returned_at,
-        note=str(getattr(payload, "reason", "") or getattr(payload, "note", "")),
+        note=_imported_note(payload)
+        if event.type == IMPORTED
+        else str(getattr(payload, "reason", "") or getattr(payload, "note", "")),
     )
+
+
+def _imported_dates(
+    imported: pb.DossierImported, resolved_at: datetime | None, returned_at: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """(resolved_at, returned_at) of an imported history; the known ones where it has none."""
+    if imported.HasField("resolved_at"):
+        resolved_at = imported.resolved_at.ToDatetime(tzinfo=UTC)
+    for transition in imported.transitions:
+        if transition.action == "RETURN" and transition.HasField("occurred_at"):
+            returned_at = transition.occurred_at.ToDatetime(tzinfo=UTC)
+    return resolved_at, returned_at
+
+
+def _imported_note(imported: pb.DossierImported) -> str:
+    """The reason or note of the step that led to the final state (a rejection's reason, …)."""
+    moves = [t for t in imported.transitions if t.action != "OVERDUE"]
+    return str(moves[-1].note) if moves else ""
 
 
 def _seen_values(facts: DossierFacts, status: int, event_id: str, clock: Clock) -> dict[str, Any]:

@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--level", choices=sorted(LEVELS), default="")
     export.add_argument("--from", dest="from_date", default="", help="first local day, YYYY-MM-DD")
     export.add_argument("--to", dest="to_date", default="", help="last local day, YYYY-MM-DD")
-    export.add_argument("--group-by", default="agency,period", help="agency, procedure, level, period")
+    export.add_argument(
+        "--group-by", default="agency,period", help="agency, procedure, level, period (or the KPI_DIMENSION_* names)"
+    )
     export.add_argument("--period", default="month", help="day, month, quarter or year")
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")
     export.add_argument("--database-url", default=load_settings("gateway").database_url)

@@ -78,8 +78,11 @@ class KpiCounts:
 
     @property
     def apology_coverage(self) -> float:
-        """Letters issued per missed deadline (each missed deadline owes one letter)."""
-        return _ratio(self.apology_issued, self.overdue)
+        """Letters issued per missed deadline (each missed deadline owes one letter), at most 1.
+        Nothing overdue owes nothing: 1.0, as DossierService.GetApologyCoverage's 100 %."""
+        if self.overdue <= 0:
+            return 1.0
+        return min(self.apology_issued, self.overdue) / self.overdue
 
     @property
     def online_level3_share(self) -> float:
@@ -130,14 +133,31 @@ def checked_query(query: KpiQuery) -> KpiQuery:
     return query
 
 
+# The gRPC enum's names (KPI_DIMENSION_AUTHORITY_LEVEL, …), with or without the prefix, in any case.
+DIMENSION_ALIASES = {"authority_level": Dimension.LEVEL}
+_ENUM_PREFIX = "kpi_dimension_"
+
+
+def parse_dimension(raw: str) -> Dimension:
+    """One dimension by its short name (`agency`, `procedure`, `level`, `period`) or its gRPC
+    enum name (`KPI_DIMENSION_AGENCY`, …, `KPI_DIMENSION_AUTHORITY_LEVEL`; prefix optional)."""
+    name = raw.strip().lower().removeprefix(_ENUM_PREFIX)
+    if name in DIMENSION_ALIASES:
+        return DIMENSION_ALIASES[name]
+    return Dimension(name)
+
+
 def parse_dimensions(raw: str) -> tuple[Dimension, ...]:
-    """`agency,period` → dimensions (the HTTP and CLI spelling); empty → the default grouping."""
-    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    """`agency,period` or `KPI_DIMENSION_AGENCY,KPI_DIMENSION_PERIOD` → dimensions (the HTTP and
+    CLI spelling); empty → the default grouping."""
+    names = [name for name in raw.split(",") if name.strip()]
     try:
-        return tuple(Dimension(name) for name in names) or DEFAULT_GROUPING
+        return tuple(parse_dimension(name) for name in names) or DEFAULT_GROUPING
     except ValueError:
         allowed = ", ".join(d.value for d in Dimension)
-        raise InvalidArgument([FieldViolation("group_by", f"a comma-separated list of: {allowed}")]) from None
+        raise InvalidArgument(
+            [FieldViolation("group_by", f"a comma-separated list of: {allowed} (or the KPI_DIMENSION_* names)")]
+        ) from None
 
 
 def parse_period(raw: str) -> Period:

@@ -135,7 +135,12 @@ def openapi_document() -> dict[str, Any]:
                 _query("level", "authority level", type="string", enum=["city", "district", "commune"]),
                 _query("from", "first local day, YYYY-MM-DD", type="string", format="date"),
                 _query("to", "last local day, YYYY-MM-DD", type="string", format="date"),
-                _query("group_by", "comma-separated: agency, procedure, level, period (default agency,period)"),
+                _query(
+                    "group_by",
+                    "comma-separated: agency, procedure, level, period (default agency,period); the gRPC "
+                    "KpiDimension names are accepted too (KPI_DIMENSION_AGENCY, KPI_DIMENSION_PROCEDURE, "
+                    "KPI_DIMENSION_AUTHORITY_LEVEL, KPI_DIMENSION_PERIOD)",
+                ),
                 _query(
                     "period",
                     "day, month (default), quarter or year",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kit.consumer import record_event_ids, seen_event_ids
 from kit.db import PlatformTables
 from kit.events import InboundEvent, MalformedEvent, decode_record
 from kit.kafka import ensure_topics, security_settings
@@ -144,10 +145,11 @@ def replay(
     start: Offsets,
     end: Offsets,
     on_progress: Callable[[int], None] = lambda n: None,
-    batch_size: int = 500,
+    batch_size: int = 2000,
 ) -> ReplayCounts:
     """Applies every record in [start, end) of each partition, as the live consumer would (same
-    handler, same processed-ids bookkeeping under `consumer_name`), a batch per transaction."""
+    handler, same processed-ids bookkeeping under `consumer_name`), a poll per transaction. A
+    handler with `handle_batch` (the projection) gets each poll's new events in one call."""
     wanted = {tp: (start[tp], end[tp]) for tp in end if end[tp] > start[tp]}
     counts = ReplayCounts()
     if not wanted:
@@ -157,7 +159,6 @@ def replay(
     for tp, (first, _last) in wanted.items():
         consumer.seek(tp, first)
     remaining = dict(wanted)
-    processed = platform.processed_events
     try:
         while remaining:
             batch: list[Any] = []
@@ -168,28 +169,8 @@ def replay(
                 batch.extend(r for r in records if r.offset < last)
                 if records and records[-1].offset >= last - 1:
                     remaining.pop(tp)
-            with sessions() as session, session.begin():
-                for record in batch:
-                    try:
-                        event = decode_record(record)
-                    except MalformedEvent:
-                        counts.malformed += 1
-                        continue
-                    seen = session.execute(
-                        select(processed.c.event_id).where(
-                            processed.c.consumer == consumer_name, processed.c.event_id == event.id
-                        )
-                    ).first()
-                    if seen:
-                        counts.duplicates += 1
-                        continue
-                    handler(session, event)
-                    session.execute(
-                        insert(processed).values(
-                            consumer=consumer_name, event_id=event.id, processed_at=datetime.now(UTC)
-                        )
-                    )
-                    counts.applied += 1
+            if batch:
+                _apply_replayed(sessions, platform, consumer_name, handler, batch, counts)
             on_progress(len(batch))
             for tp in list(remaining):
                 if consumer.position(tp) >= remaining[tp][1]:
@@ -197,3 +178,40 @@ def replay(
     finally:
         consumer.close()
     return counts
+
+
+def _apply_replayed(
+    sessions: sessionmaker[Session],
+    platform: PlatformTables,
+    consumer_name: str,
+    handler: Handler,
+    records: list[Any],
+    counts: ReplayCounts,
+) -> None:
+    """One poll in one transaction: its new events applied and their ids recorded. Records of
+    several partitions may be mixed; each partition's keep their order, which is all the
+    handlers rely on (one aggregate, one key, one partition)."""
+    events: list[InboundEvent] = []
+    for record in records:
+        try:
+            events.append(decode_record(record))
+        except MalformedEvent:
+            counts.malformed += 1
+    processed = platform.processed_events
+    with sessions() as session, session.begin():
+        seen = seen_event_ids(session, processed, consumer_name, list({event.id for event in events}))
+        fresh: list[InboundEvent] = []
+        for event in events:
+            if event.id in seen:
+                counts.duplicates += 1
+                continue
+            seen.add(event.id)
+            fresh.append(event)
+        handle_batch = getattr(handler, "handle_batch", None)
+        if handle_batch is not None:
+            handle_batch(session, fresh)
+        else:
+            for event in fresh:
+                handler(session, event)
+        record_event_ids(session, processed, consumer_name, [event.id for event in fresh])
+        counts.applied += len(fresh)

@@ -155,6 +155,26 @@ def test_http_kpis_mirror_the_grpc_answer(platform: Platform, scenario: Scenario
     assert body == json_format.MessageToDict(grpc_answer, always_print_fields_with_no_presence=True)
 
 
+def test_http_group_by_takes_the_grpc_enum_names_too(platform: Platform, scenario: Scenario) -> None:
+    procedure = scenario.procedure
+    by_level = {"group_by": [gateway_pb2.KPI_DIMENSION_AUTHORITY_LEVEL, PERIOD], "period": gateway_pb2.KPI_PERIOD_DAY}
+
+    def with_level() -> gateway_pb2.GetDossierKpisResponse | None:
+        answer = kpis_of(platform, scenario, **by_level)
+        return answer if answer.rows[0].authority_level else None
+
+    # the level is a catalogue fact the gateway looks up after the procedure's first event
+    grpc_answer = wait_until(with_level, what="the procedure's authority level")
+    query = f"/v1/kpis?agency={procedure.agency_code}&procedure={procedure.code}&period=day&group_by="
+
+    status, by_enum, _ = platform.gateway.http(query + "KPI_DIMENSION_AUTHORITY_LEVEL,KPI_DIMENSION_PERIOD")
+    _, by_short_name, _ = platform.gateway.http(query + "level,period")
+
+    assert status == 200
+    assert by_enum == by_short_name == json_format.MessageToDict(grpc_answer, always_print_fields_with_no_presence=True)
+    assert by_enum["rows"][0]["authorityLevel"] != "PROCEDURE_AUTHORITY_LEVEL_UNSPECIFIED"
+
+
 def test_http_citizen_profile_mirrors_grpc_with_the_same_gate(platform: Platform, scenario: Scenario) -> None:
     gateway = platform.gateway
     request = gateway_pb2.GetCitizenProfileRequest(national_id=scenario.citizen.national_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,3 +131,86 @@ def test_poison_messages_go_to_the_dlq_and_the_next_good_one_is_processed(
     assert all(header(r, "dlq_original_topic") == topic for r in parked)
     assert "cannot process" in (header(parked[2], "dlq_error") or "")
     assert consumer_runner.dead_lettered == 3
+
+
+class _BatchRecorder:
+    """A batch handler: records each call's size; a value "always-fails" fails the whole batch."""
+
+    max_poll_records = 500
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.single_calls = 0
+
+    def __call__(self, session: Session, event: InboundEvent) -> None:
+        self.single_calls += 1
+        _record_effect(session, event)
+
+    def handle_batch(self, session: Session, events: Sequence[InboundEvent]) -> None:
+        self.batch_sizes.append(len(events))
+        for event in events:
+            _record_effect(session, event)
+
+
+@pytest.fixture
+def batch_runner(
+    pg_database: str, kafka_bootstrap: str, topic: str
+) -> Iterator[tuple[ConsumerRunner, Any, _BatchRecorder]]:
+    engine = make_engine(pg_database)
+    metadata.create_all(engine)
+    consumer = make_consumer(kafka_bootstrap, f"test-{uuid.uuid4().hex[:8]}", [topic])
+    dlq = make_producer(kafka_bootstrap)
+    handler = _BatchRecorder()
+    retry = RetryPolicy(max_attempts=2, first_backoff_seconds=0.05)
+    runner = ConsumerRunner("test-batch-consumer", consumer, dlq, sessionmaker(engine), tables, handler, retry)
+    yield runner, engine, handler
+    consumer.close(autocommit=False)
+    dlq.close()
+    engine.dispose()
+
+
+def _poll_until(runner: ConsumerRunner, done: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        runner.poll_once(timeout_ms=300)
+    assert done(), "condition not reached in time"
+
+
+def test_a_batch_handler_gets_a_poll_at_once_and_redeliveries_are_still_skipped(
+    batch_runner: Any, kafka_bootstrap: str, topic: str
+) -> None:
+    runner, engine, handler = batch_runner
+    producer = make_producer(kafka_bootstrap)
+    first_id = str(uuid.uuid4())
+    messages = [_message(first_id, "v0", topic)] + [_message(str(uuid.uuid4()), f"v{n}", topic) for n in range(1, 40)]
+    messages.append(_message(first_id, "v0", topic))  # a redelivery: same ce_id
+    for message in messages:
+        _send(producer, topic, message)
+    producer.flush()
+    producer.close()
+
+    _poll_until(runner, lambda: runner.handled + runner.duplicates >= len(messages))
+
+    assert sorted(_effects(engine)) == sorted(f"v{n}" for n in range(40))
+    assert runner.duplicates == 1
+    assert handler.single_calls == 0 and max(handler.batch_sizes) > 1
+    assert sum(handler.batch_sizes) == 40
+
+
+def test_a_failing_batch_falls_back_to_one_by_one_and_parks_only_the_bad_event(
+    batch_runner: Any, kafka_bootstrap: str, topic: str
+) -> None:
+    runner, engine, handler = batch_runner
+    producer = make_producer(kafka_bootstrap)
+    for value in ("before", "always-fails", "after"):
+        _send(producer, topic, _message(str(uuid.uuid4()), value, topic))
+    producer.flush()
+    producer.close()
+
+    _poll_until(runner, lambda: runner.handled + runner.dead_lettered >= 3)
+
+    assert _effects(engine) == ["before", "after"]
+    assert runner.dead_lettered == 1
+    assert handler.single_calls >= 3  # the one-by-one path called the single-event handler
+    parked = read_topic(kafka_bootstrap, dlq_topic(topic), 1)
+    assert header(parked[0], "dlq_error_type") == "RuntimeError"

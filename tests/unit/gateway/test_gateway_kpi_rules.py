@@ -58,7 +58,19 @@ def test_ratios_of_the_citys_first_quarter_of_2022() -> None:
 
 def test_ratios_without_a_denominator_are_zero_not_an_error() -> None:
     empty = KpiCounts()
-    assert (empty.on_time_ratio, empty.apology_coverage, empty.online_level3_share) == (0.0, 0.0, 0.0)
+    assert (empty.on_time_ratio, empty.online_level3_share, empty.online_level4_share) == (0.0, 0.0, 0.0)
+
+
+def test_nothing_overdue_owes_nothing_so_apology_coverage_is_full_as_the_dossier_service_says() -> None:
+    # DossierService.GetApologyCoverage answers 100 % when nothing is overdue (coverage_percent).
+    from services.dossier.domain.apology import coverage_percent
+
+    quiet = KpiCounts(received=40, resolved=40, resolved_on_time=40)
+    assert quiet.apology_coverage == 1.0 == coverage_percent(overdue=0, issued=0) / 100
+    half = KpiCounts(overdue=4, apology_issued=2)
+    assert half.apology_coverage == 0.5 == coverage_percent(overdue=4, issued=2) / 100
+    # letters counted on a later day than their deadline can outnumber that day's misses: capped
+    assert KpiCounts(overdue=1, apology_issued=3).apology_coverage == 1.0
 
 
 def test_totals_add_every_counter() -> None:
@@ -73,6 +85,15 @@ def test_dimensions_parse_from_the_http_spelling() -> None:
     with pytest.raises(InvalidArgument) as bad:
         parse_dimensions("agency,weather")
     assert bad.value.violations[0].field == "group_by"
+
+
+def test_dimensions_parse_from_the_grpc_enum_names_too() -> None:
+    every = (Dimension.AGENCY, Dimension.PROCEDURE, Dimension.LEVEL, Dimension.PERIOD)
+    enum_names = "KPI_DIMENSION_AGENCY,KPI_DIMENSION_PROCEDURE,KPI_DIMENSION_AUTHORITY_LEVEL,KPI_DIMENSION_PERIOD"
+    assert parse_dimensions(enum_names) == every
+    assert parse_dimensions("agency,procedure,authority_level,PERIOD") == every
+    with pytest.raises(InvalidArgument):
+        parse_dimensions("KPI_DIMENSION_UNSPECIFIED")
 
 
 def test_unknown_periods_and_backwards_windows_are_refused() -> None:
