@@ -290,6 +290,10 @@ def test_the_citizen_sees_every_access_whichever_identifier_they_ask_by(platform
 
 def test_the_business_sees_every_access_by_tax_code_and_registry_id(platform: Platform, people: People) -> None:
     business = people.business
+    status, body, _ = platform.gateway.http(f"/v1/data-access?tax_code={business.enterprise_code}", token=ALLOWED)
+    assert status == 200
+    http_calls = [(a["method"], a["outcome"]) for a in reversed(body["accesses"])]
+    assert [c for c in http_calls if not c[0].endswith("/ListDataAccess")] == people.business_accesses
     for subject in ({"tax_code": business.enterprise_code}, {"registry_id": business.registry_id}):
         assert data_calls(tracker(platform, **subject)) == people.business_accesses, subject
 
