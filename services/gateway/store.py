@@ -26,11 +26,12 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from kit.db import UtcDateTime, platform_tables, utc
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject, chain
@@ -150,40 +151,44 @@ def person_of(session: Session, asked: Subject) -> Person:
     return Person(frozenset(subjects), frozenset(registry_ids))
 
 
-def _names_person(person: Person) -> ColumnElement[bool]:
-    """An audit_subjects row naming one of the person's identifiers or one of their dossiers."""
-    identifiers = [
-        and_(audit_subjects.c.kind == s.kind, audit_subjects.c.value == s.value) for s in sorted(person.subjects)
-    ]
-    if not person.registry_ids:
-        return or_(*identifiers)
-    # The dossiers stay in SQL: a business can have applied for thousands.
-    dossiers = select(readmodel.dossiers.c.dossier_id).where(
-        readmodel.dossiers.c.applicant_registry_id.in_(sorted(person.registry_ids))
+def _naming_rows(person: Person, before_sequence: int | None) -> Subquery:
+    """The audit_subjects rows (sequence, kind, value) naming one of the person's identifiers or one
+    of their dossiers. A UNION of plain index lookups: an OR across them, or an IN over a subquery,
+    can make PostgreSQL scan the whole table instead."""
+    s = audit_subjects
+    below = [s.c.sequence < before_sequence] if before_sequence is not None else []
+    identifiers = select(s.c.sequence, s.c.kind, s.c.value).where(
+        or_(*(and_(s.c.kind == i.kind, s.c.value == i.value) for i in sorted(person.subjects))), *below
     )
-    return or_(*identifiers, and_(audit_subjects.c.kind == "dossier_id", audit_subjects.c.value.in_(dossiers)))
+    if not person.registry_ids:
+        return identifiers.subquery()
+    # Dossiers stay in SQL (a business can have applied for thousands): applicant index, then the
+    # audit subject index, dossier by dossier.
+    d = readmodel.dossiers
+    dossiers = (
+        select(s.c.sequence, s.c.kind, s.c.value)
+        .join(d, and_(s.c.kind == "dossier_id", s.c.value == d.c.dossier_id))
+        .where(d.c.applicant_registry_id.in_(sorted(person.registry_ids)), *below)
+    )
+    return union(identifiers, dossiers).subquery()
 
 
 def accesses_of(session: Session, person: Person, before_sequence: int | None, limit: int) -> list[AccessRow]:
     """Rows that named the person or one of their dossiers, newest first, below `before_sequence`
     when given; each with the person's identifiers and dossiers it named."""
-    naming = _names_person(person)
-    sequences = select(audit_subjects.c.sequence).where(naming)
-    if before_sequence is not None:
-        sequences = sequences.where(audit_subjects.c.sequence < before_sequence)
+    naming = _naming_rows(person, before_sequence)
     query = (
-        select(audit_log).where(audit_log.c.sequence.in_(sequences)).order_by(audit_log.c.sequence.desc()).limit(limit)
+        select(audit_log)
+        .where(audit_log.c.sequence.in_(select(naming.c.sequence)))
+        .order_by(audit_log.c.sequence.desc())
+        .limit(limit)
     )
     rows = list(session.execute(query).mappings())
     if not rows:
         return []
-    matched = session.execute(
-        select(audit_subjects).where(
-            naming, audit_subjects.c.sequence.between(int(rows[-1]["sequence"]), int(rows[0]["sequence"]))
-        )
-    ).mappings()
+    first, last = int(rows[-1]["sequence"]), int(rows[0]["sequence"])
     by_sequence: dict[int, set[Subject]] = {}
-    for found in matched:
+    for found in session.execute(select(naming).where(naming.c.sequence.between(first, last))).mappings():
         by_sequence.setdefault(int(found["sequence"]), set()).add(Subject(found["kind"], found["value"]))
     return [
         AccessRow(int(row["sequence"]), _entry(row, frozenset()), frozenset(by_sequence.get(int(row["sequence"]), ())))
