@@ -68,6 +68,7 @@ DEFAULT_SEARCH_PAGE_SIZE = 20
 MAX_SEARCH_PAGE_SIZE = 100
 MAX_QUERY_LENGTH = 200
 MAX_TOKEN_LENGTH = 512
+MAX_CODE_LENGTH = 32  # procedures.code
 AUTHORITY_LEVELS = {
     pb.PROCEDURE_AUTHORITY_LEVEL_CITY: AuthorityLevel.CITY,
     pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT: AuthorityLevel.DISTRICT,
@@ -481,7 +482,8 @@ def _decode_token(token: str, fingerprint: str) -> dict[str, Any] | None:
 def _procedure_list_token(bad: ViolationCollector, token: str, fingerprint: str) -> str | None:
     body = _decode_token(token, fingerprint)
     code = body.get("c") if body else None
-    if not isinstance(code, str):
+    # The body is readable to anyone: a crafted one must not reach SQL with a NUL or a novel in it.
+    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
         bad.add("page_token", "not a token ListProcedures returned for this filter; start again without one")
         return None
     return code

@@ -4,6 +4,8 @@ Expected answers come from the shipped catalogue file the service loaded at star
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -117,6 +119,18 @@ def refused_fields(call: Callable[[Any], Any], request: Any) -> set[str]:
         call(request)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     return {field for field, _ in violations_of(refused.value)}
+
+
+def test_a_crafted_page_token_is_refused_not_run(service: RunningDossierService) -> None:
+    first = service.stub.ListProcedures(pb.ListProceduresRequest(page_size=1), timeout=10)
+    body = json.loads(base64.urlsafe_b64decode(first.next_page_token))
+    body["c"] = "1.000001\u0000"  # the fingerprint is right, the code holds a NUL
+    crafted = base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+
+    def list_procedures(request: pb.ListProceduresRequest) -> Any:
+        return service.stub.ListProcedures(request, timeout=10)
+
+    assert refused_fields(list_procedures, pb.ListProceduresRequest(page_token=crafted)) == {"page_token"}
 
 
 def test_bad_list_requests_are_refused_field_by_field(service: RunningDossierService) -> None:
