@@ -22,6 +22,8 @@ from services.gateway.domain.audit import Subject, Verification, tax_code_subjec
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_SEQUENCE = 2**63 - 1  # audit_log.sequence is a BIGINT
+MAX_TOKEN_DIGITS = len(str(MAX_SEQUENCE))
 SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
@@ -142,9 +144,11 @@ def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, in
         raise InvalidArgument([FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
     before: int | None = None
     if request.page_token:
-        if not request.page_token.isdigit():
+        # Ours are audit sequence numbers: ASCII digits within a BIGINT ("²".isdigit() is true too).
+        token = request.page_token
+        if not (token.isascii() and token.isdigit() and len(token) <= MAX_TOKEN_DIGITS and int(token) <= MAX_SEQUENCE):
             raise InvalidArgument([FieldViolation("page_token", "not a token this RPC returned")])
-        before = int(request.page_token)
+        before = int(token)
     subject = tax_code_subject(value) if which == "tax_code" else Subject.of(which, value)
     return subject, before, request.page_size or DEFAULT_PAGE_SIZE
 
