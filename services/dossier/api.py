@@ -23,6 +23,7 @@ from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotF
 from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
 from services.dossier import store
+from services.dossier.domain import procedure_search
 from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.calendar import LOCAL_TIME
@@ -43,7 +44,7 @@ from services.dossier.domain.lifecycle import (
     dossier_number,
     with_number,
 )
-from services.dossier.domain.procedures import Procedure
+from services.dossier.domain.procedures import AuthorityLevel, Procedure
 from services.dossier.importer import DossierImporter
 from services.dossier.messages import (
     AGGREGATE,
@@ -71,6 +72,18 @@ MAX_SPAN_DAYS = 366 * 20
 MAX_MISSING_LISTED = 100
 MAX_DELAY_REASON_LENGTH = 1000  # keeps Form 04 on one page
 DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
+DEFAULT_SEARCH_PAGE_SIZE = 20
+MAX_SEARCH_PAGE_SIZE = 100
+MAX_QUERY_LENGTH = 200
+MAX_TOKEN_LENGTH = 512
+MAX_CODE_LENGTH = 32  # procedures.code
+AUTHORITY_LEVELS = {
+    pb.PROCEDURE_AUTHORITY_LEVEL_CITY: AuthorityLevel.CITY,
+    pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT: AuthorityLevel.DISTRICT,
+    pb.PROCEDURE_AUTHORITY_LEVEL_COMMUNE: AuthorityLevel.COMMUNE,
+}
+ONLINE_LEVELS = (2, 3, 4)
+MAX_PROCESSING_DAYS = 1000
 
 
 class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
@@ -274,6 +287,49 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
             procedure = _procedure(uow.session, request.code)
         return pb.GetProcedureResponse(procedure=procedure_pb(procedure))
 
+    def ListProcedures(self, request: pb.ListProceduresRequest, context: Any) -> pb.ListProceduresResponse:  # noqa: N802
+        bad = ViolationCollector()
+        where, fingerprint = _procedure_filter(bad, request.filter, self._today())
+        size = _page_size(bad, request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = _procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            page = store.list_procedures(uow.session, where, after, size + 1)
+            total = store.count_matching_procedures(uow.session, where)
+        response = pb.ListProceduresResponse(procedures=[procedure_pb(p) for p in page[:size]], total_size=total)
+        if len(page) > size:
+            response.next_page_token = _encode_token({"c": page[size - 1].code, "f": fingerprint})
+        return response
+
+    def SearchProcedures(  # noqa: N802
+        self, request: pb.SearchProceduresRequest, context: Any
+    ) -> pb.SearchProceduresResponse:
+        bad = ViolationCollector()
+        terms = _search_terms(bad, request.query)
+        where, filter_fingerprint = _procedure_filter(bad, request.filter, self._today())
+        size = _page_size(bad, request.page_size, DEFAULT_SEARCH_PAGE_SIZE, MAX_SEARCH_PAGE_SIZE)
+        fingerprint = _fingerprint((terms, filter_fingerprint))
+        after = _procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
+        bad.raise_if_any()
+        with self._new_uow() as uow:
+            candidates = store.procedure_names(uow.session, where)
+            ranked = _ranked(terms, candidates, after)
+            found = store.get_procedures(uow.session, [code for code, _score in ranked[:size]])
+        response = pb.SearchProceduresResponse(
+            results=[
+                pb.ProcedureSearchResult(procedure=procedure_pb(found[code]), score=score)
+                for code, score in ranked[:size]
+                if code in found  # a procedure deleted between the two reads is left out
+            ]
+        )
+        if len(ranked) > size:
+            code, score = ranked[size - 1]
+            response.next_page_token = _encode_token({"s": score, "c": code, "f": fingerprint})
+        return response
+
+    def _today(self) -> date:
+        return self._clock.now().astimezone(LOCAL_TIME).date()
+
 
 def add_to_server(servicer: DossierServicer, server: grpc.Server) -> None:
     dossier_pb2_grpc.add_DossierServiceServicer_to_server(servicer, server)
@@ -411,3 +467,109 @@ def _parse_page_token(bad: ViolationCollector, token: str, where: store.DossierF
         bad.add("page_token", "was issued for different filters")
         return None
     return after
+
+
+# --- procedure browsing ---------------------------------------------------------------------
+
+
+def _procedure_filter(
+    bad: ViolationCollector, message: pb.ProcedureFilter, today: date
+) -> tuple[store.ProcedureFilter, str]:
+    """The store's filter, and a fingerprint of the request's filter for page tokens (without
+    today's date, so a page token stays valid across midnight)."""
+    if len(message.agency_code) > MAX_ID_LENGTH:
+        bad.add("filter.agency_code", f"at most {MAX_ID_LENGTH} characters")
+    level = None
+    if message.authority_level != pb.PROCEDURE_AUTHORITY_LEVEL_UNSPECIFIED:
+        level = AUTHORITY_LEVELS.get(message.authority_level)
+        if level is None:
+            bad.add("filter.authority_level", "not an authority level")
+    if message.min_online_level and message.min_online_level not in ONLINE_LEVELS:
+        bad.add("filter.min_online_level", "must be 2, 3 or 4 (0 for any)")
+    if not 0 <= message.max_processing_days <= MAX_PROCESSING_DAYS:
+        bad.add("filter.max_processing_days", f"must be between 0 (no limit) and {MAX_PROCESSING_DAYS}")
+    where = store.ProcedureFilter(
+        agency_code=message.agency_code,
+        authority_level=level,
+        min_online_level=message.min_online_level,
+        max_processing_days=message.max_processing_days,
+        in_force_on=None if message.include_abolished else today,
+    )
+    fingerprint = _fingerprint(
+        (
+            message.agency_code,
+            message.authority_level,
+            message.min_online_level,
+            message.max_processing_days,
+            message.include_abolished,
+        )
+    )
+    return where, fingerprint
+
+
+def _page_size(bad: ViolationCollector, requested: int, default: int, largest: int) -> int:
+    if requested < 0:
+        bad.add("page_size", "must not be negative")
+    return min(requested or default, largest) if requested >= 0 else default
+
+
+def _search_terms(bad: ViolationCollector, query: str) -> tuple[str, ...]:
+    if len(query) > MAX_QUERY_LENGTH:
+        bad.add("query", f"at most {MAX_QUERY_LENGTH} characters")
+        return ()
+    terms = procedure_search.search_terms(query)
+    if not terms:
+        bad.add("query", "enter at least one word of the procedure's name")
+    return terms
+
+
+def _ranked(
+    terms: tuple[str, ...], candidates: list[tuple[str, str]], after: tuple[float, str] | None
+) -> list[tuple[str, float]]:
+    """(code, score) of the matching candidates, best first, ties by code, strictly after `after`."""
+    scored = [(code, procedure_search.rank(terms, name)) for code, name in candidates]
+    ordered = sorted(((code, score) for code, score in scored if score > 0), key=lambda cs: (-cs[1], cs[0]))
+    if after is None:
+        return ordered
+    last_score, last_code = after
+    return [(code, score) for code, score in ordered if (-score, code) > (-last_score, last_code)]
+
+
+def _fingerprint(value: object) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+def _encode_token(body: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+
+
+def _decode_token(token: str, fingerprint: str) -> dict[str, Any] | None:
+    """The token's body when it is one of ours for the same request, None otherwise."""
+    if len(token) > MAX_TOKEN_LENGTH:  # ours are short; a huge one is not worth decoding
+        return None
+    try:
+        body = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    if not isinstance(body, dict) or body.get("f") != fingerprint:
+        return None
+    return body
+
+
+def _procedure_list_token(bad: ViolationCollector, token: str, fingerprint: str) -> str | None:
+    body = _decode_token(token, fingerprint)
+    code = body.get("c") if body else None
+    # The body is readable to anyone: a crafted one must not reach SQL with a NUL or a novel in it.
+    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
+        bad.add("page_token", "not a token ListProcedures returned for this filter; start again without one")
+        return None
+    return code
+
+
+def _procedure_search_token(bad: ViolationCollector, token: str, fingerprint: str) -> tuple[float, str] | None:
+    body = _decode_token(token, fingerprint)
+    score, code = (body.get("s"), body.get("c")) if body else (None, None)
+    if isinstance(score, bool) or not isinstance(score, int | float) or not isinstance(code, str):
+        bad.add("page_token", "not a token SearchProcedures returned for this query; start again without one")
+        return None
+    return float(score), code

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     Index,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    case,
     func,
     insert,
     or_,
@@ -641,3 +643,60 @@ def open_overdue_by_agency(session: Session) -> dict[str, int]:
         .group_by(dossiers.c.agency_code)
     ).all()
     return {row[0]: int(row[1]) for row in rows}
+
+
+# --- browsing the catalogue -------------------------------------------------------------------
+
+HOURS_PER_WORKING_DAY = 8  # the legal working day; procedures counted in hours take 4 or 8
+
+
+@dataclass(frozen=True)
+class ProcedureFilter:
+    agency_code: str = ""
+    authority_level: AuthorityLevel | None = None
+    min_online_level: int = 0
+    max_processing_days: int = 0  # 0: no limit
+    in_force_on: date | None = None  # None: abolished procedures too
+
+
+def _procedure_conditions(where: ProcedureFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.agency_code:
+        conditions.append(procedures.c.agency_code == where.agency_code)
+    if where.authority_level is not None:
+        conditions.append(procedures.c.authority_level == where.authority_level.value)
+    if where.min_online_level:
+        conditions.append(procedures.c.online_level >= where.min_online_level)
+    if where.max_processing_days:
+        days = case(
+            (
+                procedures.c.time_unit == TimeUnit.WORKING_HOURS.value,
+                (procedures.c.processing_time + HOURS_PER_WORKING_DAY - 1) // HOURS_PER_WORKING_DAY,
+            ),
+            else_=procedures.c.processing_time,
+        )
+        conditions.append(days <= where.max_processing_days)
+    if where.in_force_on is not None:
+        conditions.append(or_(procedures.c.abolished_from.is_(None), procedures.c.abolished_from > where.in_force_on))
+    return conditions
+
+
+def list_procedures(session: Session, where: ProcedureFilter, after_code: str | None, limit: int) -> list[Procedure]:
+    """Procedures matching `where`, ordered by code, after `after_code` (the previous page's last)."""
+    conditions = _procedure_conditions(where)
+    if after_code is not None:
+        conditions.append(procedures.c.code > after_code)
+    query = select(procedures).where(*conditions).order_by(procedures.c.code).limit(limit)
+    return [procedure_from_row(row) for row in session.execute(query).all()]
+
+
+def count_matching_procedures(session: Session, where: ProcedureFilter) -> int:
+    query = select(func.count()).select_from(procedures).where(*_procedure_conditions(where))
+    return int(session.execute(query).scalar_one())
+
+
+def procedure_names(session: Session, where: ProcedureFilter) -> list[tuple[str, str]]:
+    """(code, name) of every procedure matching `where`: the candidates a name search ranks
+    (the catalogue is a few thousand rows, small enough to fold and rank in memory)."""
+    query = select(procedures.c.code, procedures.c.name).where(*_procedure_conditions(where))
+    return [(row.code, row.name) for row in session.execute(query).all()]

@@ -22,12 +22,16 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    and_,
     insert,
+    or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Subquery
 
 from kit.db import UtcDateTime, platform_tables, utc
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject, chain
@@ -108,20 +112,88 @@ def append(session: Session, entry: AuditEntry) -> ChainedEntry:
 class AccessRow:
     sequence: int
     entry: AuditEntry
+    matched: frozenset[Subject] = frozenset()  # the person's identifiers and dossiers the call named
 
 
-def accesses_of(session: Session, subject: Subject, before_sequence: int | None, limit: int) -> list[AccessRow]:
-    """Rows that touched `subject`, newest first, below `before_sequence` when given."""
+@dataclass(frozen=True)
+class Person:
+    """Everything that identifies one citizen or business in the audit log, resolved at query time
+    through the read model: their identifiers (`subjects`) and, through `registry_ids`, every
+    dossier they applied for."""
+
+    subjects: frozenset[Subject]
+    registry_ids: frozenset[str]
+
+
+def person_of(session: Session, asked: Subject) -> Person:
+    """The person `asked` names (a registry id, national id or enterprise code), with every other
+    identifier the read model links to them. A value the read model does not know stays alone."""
+    citizens, businesses = readmodel.citizens, readmodel.businesses
+    registry_ids = {asked.value} if asked.kind == "registry_id" else set()
+    if asked.kind == "national_id":
+        registry_ids |= set(
+            session.execute(select(citizens.c.registry_id).where(citizens.c.national_id == asked.value)).scalars()
+        )
+    if asked.kind == "enterprise_code":
+        registry_ids |= set(
+            session.execute(
+                select(businesses.c.registry_id).where(businesses.c.enterprise_code == asked.value)
+            ).scalars()
+        )
+    subjects = {asked, *(Subject("registry_id", r) for r in registry_ids)}
+    if registry_ids:
+        national_ids = select(citizens.c.national_id).where(citizens.c.registry_id.in_(sorted(registry_ids)))
+        enterprise_codes = select(businesses.c.enterprise_code).where(
+            businesses.c.registry_id.in_(sorted(registry_ids))
+        )
+        subjects |= {Subject("national_id", n) for n in session.execute(national_ids).scalars()}
+        subjects |= {Subject("enterprise_code", e) for e in session.execute(enterprise_codes).scalars()}
+    return Person(frozenset(subjects), frozenset(registry_ids))
+
+
+def _naming_rows(person: Person, before_sequence: int | None) -> Subquery:
+    """The audit_subjects rows (sequence, kind, value) naming one of the person's identifiers or one
+    of their dossiers. A UNION of plain index lookups: an OR across them, or an IN over a subquery,
+    can make PostgreSQL scan the whole table instead."""
+    s = audit_subjects
+    below = [s.c.sequence < before_sequence] if before_sequence is not None else []
+    identifiers = select(s.c.sequence, s.c.kind, s.c.value).where(
+        or_(*(and_(s.c.kind == i.kind, s.c.value == i.value) for i in sorted(person.subjects))), *below
+    )
+    if not person.registry_ids:
+        return identifiers.subquery()
+    # Dossiers stay in SQL (a business can have applied for thousands): applicant index, then the
+    # audit subject index, dossier by dossier.
+    d = readmodel.dossiers
+    dossiers = (
+        select(s.c.sequence, s.c.kind, s.c.value)
+        .join(d, and_(s.c.kind == "dossier_id", s.c.value == d.c.dossier_id))
+        .where(d.c.applicant_registry_id.in_(sorted(person.registry_ids)), *below)
+    )
+    return union(identifiers, dossiers).subquery()
+
+
+def accesses_of(session: Session, person: Person, before_sequence: int | None, limit: int) -> list[AccessRow]:
+    """Rows that named the person or one of their dossiers, newest first, below `before_sequence`
+    when given; each with the person's identifiers and dossiers it named."""
+    naming = _naming_rows(person, before_sequence)
     query = (
         select(audit_log)
-        .join(audit_subjects, audit_subjects.c.sequence == audit_log.c.sequence)
-        .where(audit_subjects.c.kind == subject.kind, audit_subjects.c.value == subject.value)
+        .where(audit_log.c.sequence.in_(select(naming.c.sequence)))
         .order_by(audit_log.c.sequence.desc())
         .limit(limit)
     )
-    if before_sequence is not None:
-        query = query.where(audit_log.c.sequence < before_sequence)
-    return [AccessRow(int(row["sequence"]), _entry(row, frozenset())) for row in session.execute(query).mappings()]
+    rows = list(session.execute(query).mappings())
+    if not rows:
+        return []
+    first, last = int(rows[-1]["sequence"]), int(rows[0]["sequence"])
+    by_sequence: dict[int, set[Subject]] = {}
+    for found in session.execute(select(naming).where(naming.c.sequence.between(first, last))).mappings():
+        by_sequence.setdefault(int(found["sequence"]), set()).add(Subject(found["kind"], found["value"]))
+    return [
+        AccessRow(int(row["sequence"]), _entry(row, frozenset()), frozenset(by_sequence.get(int(row["sequence"]), ())))
+        for row in rows
+    ]
 
 
 def chain_head(session: Session) -> ChainHead:

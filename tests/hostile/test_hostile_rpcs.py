@@ -220,6 +220,18 @@ KNOWN_TRIGGERS: list[tuple[str, str, str, Any]] = [
     (
         "gateway",
         "citydata.v1.GatewayService",
+        "ListDataAccess",
+        gateway_pb2.ListDataAccessRequest(national_id="079090000001", page_token="9" * 400),
+    ),
+    (
+        "gateway",
+        "citydata.v1.GatewayService",
+        "ListDataAccess",
+        gateway_pb2.ListDataAccessRequest(tax_code="0301234567", page_token="\u00b2"),
+    ),
+    (
+        "gateway",
+        "citydata.v1.GatewayService",
         "GetBusinessProfile",
         gateway_pb2.GetBusinessProfileRequest(registry_id="\x00"),
     ),

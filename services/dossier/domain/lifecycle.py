@@ -304,9 +304,9 @@ class Lifecycle:
         missed = dossier.due_at
         assert missed is not None  # is_past_due checked it
         overdue = dossier.evolve(overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
-        transition = Transition(
-            Action.OVERDUE, dossier.state, dossier.state, missed, f"missed due {missed.isoformat()}"
-        )
+        # The note is read by people: local office time. `occurred_at` keeps the instant in UTC.
+        local = missed.astimezone(LOCAL_TIME).isoformat(timespec="minutes")
+        transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, f"missed due {local}")
         events = (
             DossierEvent(EVENT_TYPES[Action.OVERDUE], missed, overdue, {"missed_due_at": missed}),
             DossierEvent(APOLOGY_REQUIRED, missed, overdue, {"missed_due_at": missed}),

@@ -17,12 +17,14 @@ VisibleFields = Callable[[str], frozenset[str] | None]
 
 
 def subject_kind(field_name: str) -> str | None:
-    """`registry_id`, `applicant_registry_id` -> registry_id; likewise national_id and dossier_id."""
+    """`registry_id`, `applicant_registry_id` -> registry_id; likewise national_id, enterprise_code
+    and dossier_id. A plural name (`missing_dossier_ids`, a repeated field) names the same kind."""
     if field_name in SUBJECT_ALIASES:
         return SUBJECT_ALIASES[field_name]
     for kind in SUBJECT_KINDS:
-        if field_name == kind or field_name.endswith("_" + kind):
-            return kind
+        for name in (kind, kind + "s"):
+            if field_name == name or field_name.endswith("_" + name):
+                return kind
     return None
 
 

@@ -1,4 +1,5 @@
-"""GatewayService: the citizen's data tracker, the audit log's self-check and the read-model reads.
+"""GatewayService: the data tracker (who accessed a person's data or dossiers), the audit log's
+self-check and the read-model reads.
 
 Every RPC goes through the same gate as the proxy (identity, rate limit, right, purpose for
 personal data, field groups, audit)."""
@@ -17,10 +18,12 @@ from services.gateway import store
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper
 from services.gateway.api.messages import subjects_of, withhold_fields
 from services.gateway.api.reads import ReadModelReads
-from services.gateway.domain.audit import Subject, Verification, verify_chain
+from services.gateway.domain.audit import Subject, Verification, tax_code_subject, verify_chain
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_SEQUENCE = 2**63 - 1  # audit_log.sequence is a BIGINT
+MAX_TOKEN_DIGITS = len(str(MAX_SEQUENCE))
 SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
@@ -40,17 +43,20 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         def action(_admission: Admission, _call: CallRecord) -> gateway_pb2.ListDataAccessResponse:
             subject, before, page_size = _page_query(request)
             with self.sessions() as session:
-                rows = store.accesses_of(session, subject, before, page_size + 1)
+                # Identifiers are linked at query time (see the README's data tracker section).
+                person = store.person_of(session, subject)
+                rows = store.accesses_of(session, person, before, page_size + 1)
             page = rows[:page_size]
             token = str(page[-1].sequence) if len(rows) > page_size else ""
             return gateway_pb2.ListDataAccessResponse(accesses=[_access_pb(row) for row in page], next_page_token=token)
 
+        def note_request(call: CallRecord) -> None:
+            call.subjects.update(subjects_of(request))
+            if request.WhichOneof("subject") == "tax_code" and request.tax_code:
+                call.subjects.add(tax_code_subject(request.tax_code))
+
         return self.gate.unary(
-            context,
-            f"{SERVICE}/ListDataAccess",
-            "citydata.v1.ListDataAccessResponse",
-            action,
-            lambda call: call.subjects.update(subjects_of(request)),
+            context, f"{SERVICE}/ListDataAccess", "citydata.v1.ListDataAccessResponse", action, note_request
         )
 
     def VerifyAuditLog(  # noqa: N802
@@ -132,16 +138,19 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
 def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, int | None, int]:
     which = request.WhichOneof("subject")
     value = getattr(request, which) if which else ""
-    if not which or not value:
-        raise InvalidArgument([FieldViolation("subject", "give a national_id or a registry_id")])
+    if not which or not value.strip():
+        raise InvalidArgument([FieldViolation("subject", "give a national_id, a tax_code or a registry_id")])
     if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
         raise InvalidArgument([FieldViolation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
     before: int | None = None
     if request.page_token:
-        if not request.page_token.isdigit():
+        # Ours are audit sequence numbers: ASCII digits within a BIGINT ("²".isdigit() is true too).
+        token = request.page_token
+        if not (token.isascii() and token.isdigit() and len(token) <= MAX_TOKEN_DIGITS and int(token) <= MAX_SEQUENCE):
             raise InvalidArgument([FieldViolation("page_token", "not a token this RPC returned")])
-        before = int(request.page_token)
-    return Subject.of(which, value), before, request.page_size or DEFAULT_PAGE_SIZE
+        before = int(token)
+    subject = tax_code_subject(value) if which == "tax_code" else Subject.of(which, value)
+    return subject, before, request.page_size or DEFAULT_PAGE_SIZE
 
 
 def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:
@@ -155,4 +164,5 @@ def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:
         purpose=row.entry.purpose,
         outcome=row.entry.outcome,
         trace_id=row.entry.trace_id,
+        matched=[gateway_pb2.AuditSubject(kind=s.kind, value=s.value) for s in sorted(row.matched)],
     )

@@ -9,7 +9,12 @@ from datetime import datetime
 from kit.hashchain import GENESIS_HASH, ChainHead, HashChain, Verification, utc_text
 from kit.hashchain import ChainedEntry as ChainedEntryOf
 
-SUBJECT_KINDS = ("registry_id", "national_id", "dossier_id")
+# What an audit row can name: a citizen or business (registry id, national id, a business's
+# enterprise code, i.e. its tax code) or a dossier.
+SUBJECT_KINDS = ("registry_id", "national_id", "enterprise_code", "dossier_id")
+# Kinds that identify a person (citizen or business) rather than one of their dossiers.
+PERSON_KINDS = ("registry_id", "national_id", "enterprise_code")
+NATIONAL_ID_LENGTH = 12
 
 
 MAX_SUBJECT_LENGTH = 64
@@ -31,6 +36,15 @@ class Subject:
             return cls(kind, value)
         digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
         return cls(kind, f"sha256:{digest}")
+
+
+def tax_code_subject(tax_code: str) -> Subject:
+    """A tax code as the subject it names. A citizen's personal tax code is their 12-digit national
+    id (since 1 July 2025); a business's is its enterprise code (10 digits, or 10-3 for a branch)."""
+    code = tax_code.strip()
+    if len(code) == NATIONAL_ID_LENGTH and code.isascii() and code.isdigit():
+        return Subject.of("national_id", code)
+    return Subject.of("enterprise_code", code)
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ verify_chain = AUDIT_CHAIN.verify
 __all__ = [
     "AUDIT_CHAIN",
     "GENESIS_HASH",
+    "PERSON_KINDS",
     "SUBJECT_KINDS",
     "AuditEntry",
     "ChainHead",
@@ -75,5 +90,6 @@ __all__ = [
     "canonical_form",
     "chain",
     "row_hash",
+    "tax_code_subject",
     "verify_chain",
 ]

@@ -150,13 +150,14 @@ def openapi_document() -> dict[str, Any]:
             ],
         ),
         "/v1/data-access": _operation(
-            "Who accessed a citizen's data",
+            "Who accessed a person's data or dossiers",
             "ListDataAccess",
             m.ListDataAccessResponse.DESCRIPTOR,
             components,
             [
                 _query("national_id", "the citizen's national id"),
-                _query("registry_id", "or the citizen's registry id"),
+                _query("registry_id", "or the citizen's or business's registry id"),
+                _query("tax_code", "or a tax code (enterprise code, or a citizen's 12-digit personal tax code)"),
                 _query("page_size", "at most 500", type="integer"),
                 _query("page_token", "from the previous page"),
             ],

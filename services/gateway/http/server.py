@@ -163,6 +163,8 @@ def data_access(s: GatewayServicer, m: re.Match[str], q: dict[str, str], c: Http
         request.national_id = q["national_id"]
     elif q.get("registry_id"):
         request.registry_id = q["registry_id"]
+    elif q.get("tax_code"):
+        request.tax_code = q["tax_code"]
     return s.ListDataAccess(request, c)  # type: ignore[arg-type]
 
 
