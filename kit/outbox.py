@@ -47,8 +47,12 @@ class OutboxRelay:
         batch_size: int = DEFAULT_BATCH_SIZE,
         idle_poll_seconds: float = 0.2,
         retention: timedelta = timedelta(days=7),
+        topic_prefix: str = "",
     ) -> None:
+        """`topic_prefix` goes before every row's topic: benchmarks and simulations publish a
+        service's outbox into their own topics, never into a running platform's."""
         self._engine = engine
+        self._topic_prefix = topic_prefix
         self._outbox = tables.outbox
         self._producer = producer
         self._batch_size = batch_size
@@ -132,11 +136,11 @@ class OutboxRelay:
     def _send_and_wait(self, rows: list[Any]) -> None:
         """Sends every row, then flushes once and checks every future: raises (and nothing gets
         marked) unless Kafka acknowledged all of them."""
-        send, encode = self._producer.send, self._encoder.record
+        send, encode, prefix = self._producer.send, self._encoder.record, self._topic_prefix
         futures = []
         for _seq, event_id, event_type, aggregate_id, topic, payload, headers in rows:
             key, record_headers = encode(event_id, event_type, aggregate_id, headers)
-            futures.append(send(topic, key=key, value=bytes(payload), headers=record_headers))
+            futures.append(send(prefix + topic, key=key, value=bytes(payload), headers=record_headers))
         self._producer.flush(timeout=SEND_TIMEOUT_SECONDS)
         for future in futures:
             future.get(timeout=SEND_TIMEOUT_SECONDS)
