@@ -47,7 +47,8 @@ from services.analytics.simulate import applicant_pool_size, register_applicants
 from services.dossier import store as dossier_store
 from services.dossier.messages import TOPIC as DOSSIER_TOPIC
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0  # a status call opens Kafka clients in the gateway: poll gently
+CALL_TIMEOUT_SECONDS = 120.0
 KPI_FIELDS = ("received", "resolved", "resolved_on_time", "resolved_late", "overdue", "apology_required")
 
 
@@ -173,7 +174,9 @@ def outbox_counts(database_url: str) -> tuple[int, int]:
 def read_model_status(gateway: GatewayServiceStub, token: str) -> tuple[int, int]:
     """(lag over every topic, dossier events applied)."""
     status = gateway.GetReadModelStatus(
-        gateway_pb2.GetReadModelStatusRequest(), metadata=[("authorization", f"Bearer {token}")], timeout=30
+        gateway_pb2.GetReadModelStatusRequest(),
+        metadata=[("authorization", f"Bearer {token}")],
+        timeout=CALL_TIMEOUT_SECONDS,
     )
     return sum(t.lag for t in status.topics), sum(t.events_applied for t in status.topics if t.topic == DOSSIER_TOPIC)
 
@@ -187,7 +190,7 @@ def quarter_kpis(gateway: GatewayServiceStub, token: str) -> dict[str, int]:
             period=gateway_pb2.KPI_PERIOD_QUARTER,
         ),
         metadata=[("authorization", f"Bearer {token}")],
-        timeout=60,
+        timeout=CALL_TIMEOUT_SECONDS,
     )
     total = response.total
     return {name: int(getattr(total, name)) for name in (*KPI_FIELDS, "currently_overdue", "apology_issued")}
@@ -195,8 +198,11 @@ def quarter_kpis(gateway: GatewayServiceStub, token: str) -> dict[str, int]:
 
 def wait_for(what: str, probe: Callable[[], bool], deadline: float) -> bool:
     while time.monotonic() < deadline:
-        if probe():
-            return True
+        try:
+            if probe():
+                return True
+        except grpc.RpcError as error:  # a slow or restarting gateway: ask again
+            print(f"  ({what}: {error.code().name}, retrying)", file=sys.stderr)  # type: ignore[attr-defined]
         time.sleep(POLL_SECONDS)
     print(f"  timed out waiting for {what}", file=sys.stderr)
     return False
