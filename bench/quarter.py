@@ -39,6 +39,7 @@ from citydata.v1.gateway_pb2_grpc import GatewayServiceStub
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from sqlalchemy import create_engine, func, select, text
 
+from chaos.infra import INFRA_SCRIPT, PrivateInfra  # the chaos suite's private Kafka + PostgreSQL
 from kit import supervisor
 from kit.config import REPO_ROOT, load_settings, var_dir
 from kit.net import free_port
@@ -49,6 +50,7 @@ from services.dossier.messages import TOPIC as DOSSIER_TOPIC
 
 POLL_SECONDS = 2.0  # a status call opens Kafka clients in the gateway: poll gently
 CALL_TIMEOUT_SECONDS = 120.0
+INFRA_TIMEOUT_SECONDS = 900
 KPI_FIELDS = ("received", "resolved", "resolved_on_time", "resolved_late", "overdue", "apology_required")
 
 
@@ -103,16 +105,34 @@ def dashboard_token() -> str:
     raise SystemExit(f"no DASHBOARD token in {path}: is the gateway in dev-token mode?")
 
 
+def start_private_infra(infra: PrivateInfra) -> None:
+    """infra.sh up with a patient timeout: on a busy 2-core machine a broker can take minutes."""
+    shared_classpath = REPO_ROOT / "var" / "kafka" / "classpath"  # saves a Maven run per broker
+    target = infra.var_dir / "kafka" / "classpath"
+    if shared_classpath.exists() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared_classpath, target)
+    done = subprocess.run(
+        [str(INFRA_SCRIPT), "up"],
+        env=infra.environment(),
+        capture_output=True,
+        text=True,
+        timeout=INFRA_TIMEOUT_SECONDS,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"infra.sh up failed:\n{done.stdout}\n{done.stderr}")
+
+
 @contextmanager
 def private_platform(report: Report, keep: bool) -> Iterator[Platform]:
-    from chaos.infra import PrivateInfra  # the chaos suite's private Kafka + PostgreSQL
-
     work = REPO_ROOT / "var" / f"quarter-{uuid.uuid4().hex[:6]}"
     infra = PrivateInfra.allocate(work / "infra")
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
         with report.stage("start Kafka + PostgreSQL (private)"):
-            infra.up()
+            start_private_infra(infra)
         os.environ.update(
             {
                 "CITYDATA_VAR": str(work / "services"),

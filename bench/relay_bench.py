@@ -13,7 +13,8 @@ the payloads the dossier service writes) over `--aggregates` dossiers. Then, sid
     is pending (claim, read, encode, send, wait for the acks, mark published).
 
 Both clocks start after the producer has the topic's metadata. Ratio = relay events/s ÷ raw
-events/s. `--profile` writes a pyinstrument profile of the relay run (pip install pyinstrument).
+events/s. `--profile FILE` writes a pyinstrument profile of the relay run, HTML for *.html, else text
+(pip install pyinstrument).
 
 Needs the local PostgreSQL (PG_PORT, CITYDATA_DB_PASSWORD) and Kafka (KAFKA_BOOTSTRAP_SERVERS).
 The database and the two topics are scratch: created for the run, the database dropped after.
@@ -135,7 +136,7 @@ def relay_rate(engine: Engine, tables: PlatformTables, topic: str, batch_size: i
     if profiler is not None:
         profiler.stop()
         with open(profile, "w") as out:
-            out.write(profiler.output_html())
+            out.write(profiler.output_html() if profile.endswith(".html") else profiler.output_text(show_all=False))
     producer.close()
     return published / elapsed
 
@@ -145,7 +146,7 @@ def _profiler(path: str) -> Any:
         return None
     from pyinstrument import Profiler  # only when asked: not a project dependency
 
-    profiler = Profiler(interval=0.0005)
+    profiler = Profiler(interval=0.002)
     profiler.start()
     return profiler
 
@@ -163,7 +164,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--aggregates", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=0, help="relay batch size (default: the relay's)")
-    parser.add_argument("--profile", default="", help="write a pyinstrument HTML profile of the relay run here")
+    parser.add_argument(
+        "--profile", default="", help="write a pyinstrument profile of the relay run here (.html or text)"
+    )
     args = parser.parse_args(argv)
 
     run = uuid.uuid4().hex[:8]
