@@ -4,7 +4,11 @@ Claiming: rows are split into `OUTBOX_SHARDS` shards by aggregate id. On Postgre
 publishes a shard only while it holds that shard's transaction-scoped advisory lock, so two
 relays share the shards and never publish the same row in normal operation, and an aggregate's
 rows always go out in sequence order. (Plain `FOR UPDATE SKIP LOCKED` batches would let two
-relays publish one aggregate's events out of order.) SQLite serialises writers and runs one relay.
+relays publish one aggregate's events out of order.) One batch is one transaction: it locks
+every shard that has pending rows and is free at that moment (the others belong to another
+relay), reads up to `batch_size` rows of them in sequence order, sends them all, flushes once,
+and marks exactly the rows it sent (by sequence number). SQLite serialises writers and runs one
+relay.
 
 Delivery: rows are marked published only after Kafka acknowledged them (acks=all). A relay killed
 between the acknowledgement and the mark publishes those rows again on restart: at-least-once,
