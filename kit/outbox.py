@@ -91,12 +91,13 @@ class OutboxRelay:
         log.info("outbox relay stopped")
 
     def publish_pending(self) -> int:
-        """Publish every pending row this relay can claim; returns how many went out."""
+        """Publish the pending rows this relay can claim, batch after full batch; returns how many
+        went out. Returns after a short batch, so that run() still purges under a steady stream."""
         total = 0
         while True:
             sent = self._publish_batch()
             total += sent
-            if sent == 0:
+            if sent < self._batch_size:
                 return total
 
     def backlog(self) -> int:
