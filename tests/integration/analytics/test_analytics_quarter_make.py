@@ -1,11 +1,13 @@
 """`make quarter` at scale 0.0001 (533 dossiers): the simulator registers its applicants in the
-registry, imports through a dossier service that checks them (the platform exactly as `make up`
-starts it, on a private Kafka + PostgreSQL), and the gateway's KPIs come out exactly as the
-expected table. The KPI arithmetic of the read model itself is covered at scale 0.001 by
-test_analytics_quarter_kpis; this test covers the path an operator runs."""
+registry, imports through a dossier service that checks them (the four services exactly as
+`make up` starts them, here on the test infrastructure's Kafka and PostgreSQL with scratch
+databases: `--infra local`), and the gateway's KPIs come out exactly as the expected table.
+The read model's KPI arithmetic itself is covered at scale 0.001 by test_analytics_quarter_kpis;
+this test covers the path an operator runs."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -27,10 +29,19 @@ def _reported_kpis(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_make_quarter_reports_the_expected_kpis_through_the_platform_as_make_up_starts_it() -> None:
+def test_make_quarter_reports_the_expected_kpis_through_the_platform_as_make_up_starts_it(
+    infra: dict[str, str],
+) -> None:
+    environment = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra["kafka"],
+        "PG_HOST": infra["pg_host"],
+        "PG_PORT": infra["pg_port"],
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bench.quarter", "--scale", str(SCALE), "--timeout-seconds", "600"],
+        [sys.executable, "-m", "bench.quarter", "--scale", str(SCALE), "--infra", "local", "--timeout-seconds", "900"],
         cwd=REPO_ROOT,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=1500,
