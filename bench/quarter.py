@@ -185,6 +185,7 @@ def local_infra_platform(report: Report) -> Iterator[Platform]:
         raise SystemExit(f"--infra local: {', '.join(running)} of `make up` running; use --running or `make down`")
     run = uuid.uuid4().hex[:6]
     work = REPO_ROOT / "var" / f"quarter-{run}"
+    broker_data = var_dir() / "kafka" / "data"  # the whole local broker's, not this run's alone
     databases = {s: ScratchDatabase(f"quarter_{s}") for s in supervisor.SERVICES}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -208,7 +209,7 @@ def local_infra_platform(report: Report) -> Iterator[Platform]:
             {s: p.pid for s, p in processes.items()},
             databases["dossier"].url,
             [db.url for db in databases.values()],
-            None,
+            broker_data,
         )
     finally:
         supervisor.stop_all(processes)
@@ -307,7 +308,9 @@ def disk_used_mib(platform: Platform) -> dict[str, float]:
         finally:
             engine.dispose()
     if platform.kafka_dir is not None and platform.kafka_dir.exists():
-        used["kafka logs"] = sum(p.stat().st_size for p in platform.kafka_dir.rglob("*") if p.is_file()) / 2**20
+        used[f"kafka logs ({platform.kafka_dir})"] = (
+            sum(p.stat().st_size for p in platform.kafka_dir.rglob("*") if p.is_file()) / 2**20
+        )
     return used
 
 
