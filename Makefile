@@ -19,7 +19,7 @@ DSS_VALIDATOR := tests/tools/dss-validator/target/dss-validator.jar
 DSS_VALIDATOR_SOURCES := tests/tools/dss-validator/pom.xml $(shell find tests/tools/dss-validator/src -type f 2>/dev/null)
 
 .PHONY: help prereqs install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
-        test-e2e lint fmt bench chaos k8s compose-up compose-down clean
+        test-e2e lint fmt bench quarter chaos k8s compose-up compose-down clean dss-validator
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -116,6 +116,11 @@ soak: install ## steady load for SOAK_MINUTES (60) at half the measured maximum,
 
 bench: install infra-up ## benchmarks (figures printed as ratios against raw baselines)
 	$(PY) -m bench
+
+QUARTER_SCALE ?= 1.0
+
+quarter: install ## simulated Q1/2022 at QUARTER_SCALE (1.0) on a private Kafka+PostgreSQL platform; times, rates, RSS, disk, KPI check (QUARTER_ARGS=--running: make up's)
+	$(PY) -m bench.quarter --scale $(QUARTER_SCALE) $(QUARTER_ARGS)
 
 k8s: ## render and strictly validate the Kubernetes manifests (base + overlays), offline
 	@deploy/k8s/validate.sh

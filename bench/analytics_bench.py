@@ -8,11 +8,14 @@
   the processed id, one transaction per event). Timed from the first record to the last, so the
   group join is not counted. Ratio = facade events/s ÷ raw events/s.
 * Whole-quarter replay: the Q1/2022 simulator at `--scale` through ImportDossiers of an in-process
-  dossier service (fresh PostgreSQL database, relay on, clock at the quarter's end), until every
-  outbox row is on Kafka; the 1.0 figure is a linear estimate.
+  dossier service (scratch PostgreSQL database, clock at the quarter's end), until every outbox
+  row is on Kafka; the 1.0 figure is a linear estimate. The service's own relay is off: the
+  bench runs an OutboxRelay beside it that publishes into `bench.<run>.citydata.dossier.v1`, so
+  a running platform's `citydata.dossier.v1` never sees the simulated quarter.
 
 Needs the local PostgreSQL (PG_PORT, CITYDATA_DB_PASSWORD) and Kafka
-(KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092). Databases and files are created and removed.
+(KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092). Databases and files are created and removed;
+every topic is the run's own (`citydata.bench.<run>.v1`, `bench.<run>.…`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -38,6 +42,7 @@ from kit.events import encode_outbox_row
 from kit.kafka import ensure_topics, make_producer
 from kit.migrations import upgrade_to_head
 from kit.net import free_port
+from kit.outbox import OutboxRelay
 from kit.runtime import ServiceRuntime
 from kit.scratch import ScratchDatabase
 from kit.subscribe import BEGINNING, Subscription, TypedEvent
@@ -131,12 +136,20 @@ def quarter_times(scale: float) -> tuple[float, float, int]:
     database = ScratchDatabase("bench_analytics")
     port = free_port()
     engine = make_engine(database.url)
+    prefix = f"bench.{uuid.uuid4().hex[:8]}."
+    ensure_topics(KAFKA, [prefix + TOPIC])
+    producer = make_producer(KAFKA, client_id="bench-analytics-relay")
+    relay = OutboxRelay(engine, dossier_store.tables, producer, topic_prefix=prefix)
+    stop_relay = threading.Event()
+    relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), daemon=True)
     try:
         upgrade_to_head(engine, "dossier", dossier_store.metadata)
-        settings = ServiceSettings("dossier", database.url, KAFKA, "127.0.0.1", port, True, 5.0)
+        # relay_enabled=False: the service's own relay would publish into the platform's topic
+        settings = ServiceSettings("dossier", database.url, KAFKA, "127.0.0.1", port, False, 5.0)
         runtime = ServiceRuntime(settings, engine, dossier_store.tables, [TOPIC])
         app = build_app(runtime, ManualClock(QUARTER_END), TrustingApplicantDirectory(), drain_delay_seconds=0)
         app.host.start()
+        relay_thread.start()
         started = time.perf_counter()
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             result = simulate(
@@ -150,6 +163,7 @@ def quarter_times(scale: float) -> tuple[float, float, int]:
         assert result.response.rows_failed == 0, list(result.response.failures)[:3]
         outbox = dossier_store.tables.outbox
         while True:
+            relay.notify()
             with engine.connect() as conn:
                 left = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
                 total = conn.scalar(select(func.count()).select_from(outbox)) or 0
@@ -160,6 +174,10 @@ def quarter_times(scale: float) -> tuple[float, float, int]:
         app.host.stop()
         return imported, published, int(total)
     finally:
+        stop_relay.set()
+        if relay_thread.is_alive():
+            relay_thread.join(timeout=30)
+        producer.close(timeout=10)
         engine.dispose()
         database.drop()
 

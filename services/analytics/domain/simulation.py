@@ -72,8 +72,26 @@ class PlannedDossier:
     final_state: State
 
 
+@dataclass(frozen=True)
+class ApplicantPool:
+    """Registry ids of registered applicants the planned dossiers are spread over (dossier n goes
+    to the (n mod size)-th of its kind), for a dossier service that checks applicants against the
+    registry. Without a pool every dossier gets a synthetic id `<run id>-C<n>` / `<run id>-B<n>`."""
+
+    citizens: tuple[str, ...]
+    businesses: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.citizens or not self.businesses:
+            raise ValueError("an applicant pool needs at least one citizen and one business")
+
+    def pick(self, kind: ApplicantKind, number: int) -> str:
+        ids = self.citizens if kind is ApplicantKind.CITIZEN else self.businesses
+        return ids[number % len(ids)]
+
+
 class QuarterPlanner:
-    """Plans `counts` dossiers; the same seed gives the same plan."""
+    """Plans `counts` dossiers; the same seed gives the same plan (whatever the applicant pool)."""
 
     def __init__(
         self,
@@ -83,8 +101,10 @@ class QuarterPlanner:
         seed: int,
         run_id: str,
         close_open_after_quarter: bool,
+        applicants: ApplicantPool | None = None,
     ) -> None:
         self._calendar = calendar
+        self._applicants = applicants
         self._rng = random.Random(seed)
         self._run_id = run_id
         self._close_open = close_open_after_quarter
@@ -144,10 +164,13 @@ class QuarterPlanner:
                 return None
             final, later = self._resolved_steps(accept_at, resolved_at)
         kind = ApplicantKind.BUSINESS if rng.random() < BUSINESS_SHARE else ApplicantKind.CITIZEN
+        applicant = (
+            self._applicants.pick(kind, number) if self._applicants else f"{self._run_id}-{kind.value[0]}{number:07d}"
+        )
         return PlannedDossier(
             import_key=f"{self._run_id}-{number:07d}",
             procedure=procedure,
-            applicant_registry_id=f"{self._run_id}-{kind.value[0]}{number:07d}",
+            applicant_registry_id=applicant,
             applicant_kind=kind,
             channel=channel,
             received_at=received_at,

@@ -16,12 +16,22 @@ from services.analytics.domain.quarter import (
     SEED_RESOLVED,
     scaled_counts,
 )
-from services.analytics.domain.simulation import Outcome, PlannedDossier, QuarterPlanner
+from services.analytics.domain.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
 from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.importing import ImportedStep, replay
-from services.dossier.domain.lifecycle import Accept, Command, Lifecycle, NewDossier, Pay, Resolve, Return, State
+from services.dossier.domain.lifecycle import (
+    Accept,
+    ApplicantKind,
+    Command,
+    Lifecycle,
+    NewDossier,
+    Pay,
+    Resolve,
+    Return,
+    State,
+)
 
 CALENDAR = load_calendar()
 PROCEDURES = {p.code: p for p in read_catalogue(SHIPPED_CATALOGUE).procedures}
@@ -113,3 +123,22 @@ def test_the_same_seed_gives_the_same_quarter() -> None:
 def test_scale_outside_the_quarter_is_refused(scale: float) -> None:
     with pytest.raises(ValueError):
         scaled_counts(scale)
+
+
+def test_an_applicant_pool_spreads_the_dossiers_over_registered_ids_and_changes_nothing_else() -> None:
+    pool = ApplicantPool(citizens=("cit-a", "cit-b", "cit-c"), businesses=("biz-a",))
+    synthetic = _plan(0.0005)
+    pooled = list(
+        QuarterPlanner(
+            CALENDAR, list(PROCEDURES.values()), seed=7, run_id="t", close_open_after_quarter=False, applicants=pool
+        ).plan(scaled_counts(0.0005))
+    )
+    assert [(p.import_key, p.outcome, p.steps, p.applicant_kind) for p in pooled] == [
+        (p.import_key, p.outcome, p.steps, p.applicant_kind) for p in synthetic
+    ]
+    for planned in pooled:
+        registered = pool.citizens if planned.applicant_kind is ApplicantKind.CITIZEN else pool.businesses
+        assert planned.applicant_registry_id in registered
+    assert {p.applicant_registry_id for p in pooled} == {*pool.citizens, *pool.businesses}
+    with pytest.raises(ValueError):
+        ApplicantPool(citizens=(), businesses=("biz-a",))
