@@ -16,7 +16,7 @@ from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import registry_pb2 as registry_pb
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from sqlalchemy.orm import sessionmaker
-from tests.integration.dossier.test_dossier_import_events import resolved_row
+from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
 
 from kit.clock import ManualClock
 from kit.db import UnitOfWork, make_engine
