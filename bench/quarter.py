@@ -102,12 +102,12 @@ class Platform:
 
 
 def dashboard_token() -> str:
-    """The DASHBOARD agency's token from the gateway's generated dev tokens (zero-config mode)."""
+    """The TTDH (operations centre) agency's token from the gateway's generated dev tokens (zero-config mode)."""
     path = var_dir() / "gateway" / "dev-tokens.toml"
     for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip().endswith('= "DASHBOARD"'):
+        if line.strip().endswith('= "TTDH"'):
             return line.split("=")[0].strip().strip('"')
-    raise SystemExit(f"no DASHBOARD token in {path}: is the gateway in dev-token mode?")
+    raise SystemExit(f"no TTDH token in {path}: is the gateway in dev-token mode?")
 
 
 def start_private_infra(infra: PrivateInfra) -> None:

@@ -44,6 +44,7 @@ from kit.telemetry import consumer_span
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, InboundEvent], None]
+SpanAttributes = dict[str, str | int | list[str]]
 
 
 @runtime_checkable
@@ -57,7 +58,7 @@ class BatchHandler(Protocol):
 
 @contextmanager
 def batch_consumer_span(
-    topic: str, trace_headers: Sequence[dict[str, str]], attributes: dict[str, str | int]
+    topic: str, trace_headers: Sequence[dict[str, str]], attributes: SpanAttributes
 ) -> Iterator[None]:
     """One `process <topic>` CONSUMER span for a batch: child of the first event's producing
     trace (so a one-event poll traces like the single-event path) and linked to every event's."""
@@ -259,11 +260,13 @@ class ConsumerRunner:
             with consumer_span(event.topic, event.trace, self._span_attributes(event)):
                 self._handler(session, event)
 
-    def _batch_attributes(self, events: list[InboundEvent]) -> dict[str, str | int]:
+    def _batch_attributes(self, events: list[InboundEvent]) -> SpanAttributes:
+        # the ids travel with the span, so a trace still tells which replica handled which event
         return {
             "messaging.system": "kafka",
             "messaging.destination.name": events[0].topic,
             "messaging.batch.message_count": len(events),
+            "messaging.batch.message_ids": [event.id for event in events],
             "messaging.consumer.group.name": self.name,
         }
 

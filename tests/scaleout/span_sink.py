@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 GROUP_ATTRIBUTE = "messaging.consumer.group.name"
 EVENT_ATTRIBUTE = "messaging.message.id"
+BATCH_ATTRIBUTE = "messaging.batch.message_ids"  # a batch span names every event it applied
 
 
 class ConsumerSpanSink(trace_service_pb2_grpc.TraceServiceServicer):
@@ -63,8 +64,14 @@ class ConsumerSpanSink(trace_service_pb2_grpc.TraceServiceServicer):
     def _note(self, service: str, span: Span) -> None:
         attributes = _string_attributes(span.attributes)
         if span.kind == Span.SPAN_KIND_CONSUMER and attributes.get(GROUP_ATTRIBUTE) == self.group:
+            batch = [
+                value.string_value
+                for attribute in span.attributes
+                if attribute.key == BATCH_ATTRIBUTE
+                for value in attribute.value.array_value.values
+            ]
             with self._lock:
-                self._handled[service].add(attributes.get(EVENT_ATTRIBUTE, ""))
+                self._handled[service].update(batch or [attributes.get(EVENT_ATTRIBUTE, "")])
 
 
 def _string_attributes(attributes: Iterable[KeyValue]) -> dict[str, str]:

@@ -27,6 +27,8 @@ def platform_env(tmp_path: Path, kafka_bootstrap: str) -> dict[str, str]:
         env[f"{service.upper()}_METRICS_PORT"] = str(free_port())
         env.pop(f"{service.upper()}_DATABASE_URL", None)
     env.pop("DATABASE_URL", None)  # the embedded SQLite default, as `make run` uses it
+    for key in [k for k in env if k.startswith("CITYDATA_PKCS11_") or k == "SOFTHSM2_CONF"]:
+        env.pop(key)  # the file keystore `make run` uses, never a token another test left in os.environ
     env["GATEWAY_HTTP_PORT"] = str(free_port())
     env["SIGNING_HTTP_PORT"] = str(free_port())
     return env

@@ -16,7 +16,6 @@ from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import registry_pb2 as registry_pb
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from sqlalchemy.orm import sessionmaker
-from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
 
 from kit.clock import ManualClock
 from kit.db import UnitOfWork, make_engine
@@ -35,6 +34,7 @@ from services.registry import store as registry_store
 from services.registry.__main__ import build_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
 from services.registry.domain import Gender, build_national_id
+from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
 
 
 @dataclass

@@ -73,7 +73,7 @@ def test_an_agency_without_the_right_is_refused_and_audited(platform: Platform) 
                 store.audit_log.c.method == "/citydata.v1.DossierService/SearchProcedures"
             )
         ).all()
-    assert ("NO-RIGHTS", "PERMISSION_DENIED") in [tuple(row) for row in rows]
+    assert ("SYT", "PERMISSION_DENIED") in [tuple(row) for row in rows]
 
 
 def test_the_shipped_policy_lets_the_one_stop_centre_and_the_portal_browse() -> None:

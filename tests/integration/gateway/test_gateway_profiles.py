@@ -125,7 +125,7 @@ def test_citizen_profiles_are_read_with_the_field_groups_each_duty_justifies(sub
 
     assert (justice.citizen.full_name, justice.citizen.address) == (expected.full_name, expected.address)
     assert (justice.citizen.phone, justice_withheld.split(",")) == ("", ["contact", "representative"])
-    assert (police.citizen.phone, police_withheld.split(",")) == (expected.phone, ["representative"])
+    assert (police.citizen.phone, police_withheld.split(",")) == ("", ["contact", "representative"])
     assert (welfare.citizen.national_id, welfare.citizen.address, welfare.citizen.phone) == (
         expected.national_id,
         expected.address,
