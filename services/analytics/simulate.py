@@ -42,9 +42,9 @@ from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
+from kit.deadlines.loader import load_calendar
 from services.analytics.domain.quarter import QuarterCounts, scaled_counts
 from services.analytics.domain.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
-from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Channel
 from services.registry.domain import Gender, build_national_id, enterprise_check_digit

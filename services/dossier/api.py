@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
 from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
@@ -26,7 +27,6 @@ from services.dossier import store
 from services.dossier.domain import procedure_search
 from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import (
     Accept,
     Command,

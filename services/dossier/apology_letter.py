@@ -13,8 +13,8 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
 
+from kit.deadlines.calendar import LOCAL_TIME
 from services.dossier.domain.apology import FORM_LABEL, ApologyLetterContent
-from services.dossier.domain.calendar import LOCAL_TIME
 
 FONT_DIR_VARIABLE = "DOSSIER_APOLOGY_FONT_DIR"
 DEFAULT_FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))

@@ -13,18 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from kit.clock import Clock
 from kit.config import ConfigError, env_bool, env_str
 from kit.consumer import RetryPolicy
+from kit.deadlines.calendar import WorkingCalendar
+from kit.deadlines.loader import load_calendar
 from kit.grpc_server import ServiceHost, Worker, registrar
 from kit.metrics import gauge
 from kit.runtime import ServiceRuntime
 from services.dossier import store
 from services.dossier.api import SERVICE_NAME, DossierServicer, add_to_server
 from services.dossier.apology_letter import font_dir
-from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
 from services.dossier.consumers import APOLOGY_CONSUMER, ApologyLetterIssuer, Outbox
 from services.dossier.domain.apology import LetterPolicy, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
-from services.dossier.domain.calendar import WorkingCalendar
 from services.dossier.domain.lifecycle import Lifecycle
 from services.dossier.messages import TOPIC
 from services.dossier.registry_client import RegistryApplicantDirectory

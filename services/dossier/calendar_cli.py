@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
+from kit.deadlines.calendar import LOCAL_TIME, OfficeHours, WorkingCalendar
+from kit.deadlines.loader import CalendarDataError, load_calendar
 from kit.errors import DomainError
-from services.dossier.calendar_loader import CalendarDataError, load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME, OfficeHours, WorkingCalendar
 
 _USAGE_ERROR = 2
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from kit.agencies import AgencyDirectory, directory
 from kit.clock import Clock
 from kit.db import outbox_row
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from kit.events import InboundEvent, OutboundEvent
 from services.dossier import store
 from services.dossier.apology_letter import render_apology_letter
@@ -46,7 +47,6 @@ from services.dossier.domain.apology import (
     letter_number,
 )
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
 from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
 from services.dossier.signing_client import SigningClient

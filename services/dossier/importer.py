@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import DomainError, Unavailable
 from services.dossier import store
 from services.dossier.domain.applicants import ApplicantDirectory
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.importing import ImportedStep, ImportRowError, replay
 from services.dossier.domain.lifecycle import (
     Accept,

@@ -26,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.dossier.domain.calendar import LOCAL_TIME
+from kit.deadlines.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import State
 
 SYNC_SERVICE = "DongBoHoSoMC"

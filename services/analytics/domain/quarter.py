@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from services.dossier.domain.calendar import LOCAL_TIME
+from kit.deadlines.calendar import LOCAL_TIME
 
 SEED_RECEIVED = 5_330_464
 SEED_RESOLVED = 5_220_139

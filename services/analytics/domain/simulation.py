@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from itertools import accumulate
 
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from services.analytics.domain.quarter import QUARTER_END, QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.lifecycle import ApplicantKind, Channel, State
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 

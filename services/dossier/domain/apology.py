@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from kit.agencies import AgencyDirectory
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.applicants import Applicant, Gender
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.lifecycle import ApplicantKind, Dossier, State
 from services.dossier.domain.procedures import Procedure, TimeUnit
 

@@ -37,8 +37,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from kit.errors import FailedPrecondition, ViolationCollector
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 from services.dossier.domain.procedures import Procedure, ensure_accepts_new_dossiers
 
 MAX_NOTE_LENGTH = 2000

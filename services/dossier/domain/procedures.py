@@ -8,8 +8,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from kit.errors import FailedPrecondition, ViolationCollector
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 
 CATALOGUE_COLUMNS = (
     "code",

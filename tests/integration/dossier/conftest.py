@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from services.dossier.domain.calendar import LOCAL_TIME
+from kit.deadlines.calendar import LOCAL_TIME
 from tests.integration.dossier.dossier_harness import RunningDossierService, TopicWatch, start_dossier_service
 
 # Monday 3 March 2025, 09:00 in Ho Chi Minh City: no holiday within the following weeks.

@@ -22,8 +22,8 @@ from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import signing_pb2 as signing_pb
 
 from kit.config import REPO_ROOT
+from kit.deadlines.calendar import LOCAL_TIME
 from services.dossier.domain.apology import DEFAULT_REASON
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.messages import timestamp
 from services.dossier.registry_client import RegistryApplicantDirectory
 from services.registry.domain import Gender, build_national_id

@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from kit.agencies import DEFAULT_FILE
 from kit.db import make_engine
+from kit.deadlines.calendar import LOCAL_TIME
 from services.dossier import store
-from services.dossier.domain.calendar import LOCAL_TIME
 from tests.integration.dossier.apology_support import (
     SigningProcess,
     TopicRecords,

@@ -12,10 +12,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
 from kit.db import make_engine
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from kit.runtime import ServiceRuntime
 from services.dossier import store
-from services.dossier.calendar_loader import load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import Lifecycle
 from services.dossier.messages import TOPIC
 from services.dossier.watcher import DeadlineWatcher

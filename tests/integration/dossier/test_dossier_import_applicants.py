@@ -19,13 +19,13 @@ from sqlalchemy.orm import sessionmaker
 
 from kit.clock import ManualClock
 from kit.db import UnitOfWork, make_engine
+from kit.deadlines.loader import load_calendar
 from kit.errors import Unavailable
 from kit.grpc_server import ServiceHost
 from kit.migrations import upgrade_to_head
 from kit.runtime import start_runtime
 from kit.scratch import scratch_database
 from services.dossier import store
-from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Lifecycle
 from services.dossier.importer import DossierImporter

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from citydata.v1 import common_pb2, dossier_pb2, registry_pb2
 from kafka import KafkaProducer
 
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.events import encode_outbox_row
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.procedures import Procedure, TimeUnit
 from services.dossier.messages import TOPIC as DOSSIER_TOPIC
 from services.registry.domain import Gender, build_national_id

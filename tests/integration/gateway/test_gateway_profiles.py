@@ -17,7 +17,7 @@ import pytest
 from citydata.v1 import common_pb2, gateway_pb2, registry_pb2
 
 from kit.config import REPO_ROOT
-from services.dossier.domain.calendar import LOCAL_TIME
+from kit.deadlines.calendar import LOCAL_TIME
 from services.registry.domain import Gender, build_national_id, enterprise_check_digit
 from tests.integration.gateway.readmodel_harness import Platform, ReadModelGateway, running_platform, wait_until
 

@@ -6,6 +6,8 @@ from collections import Counter
 
 import pytest
 
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from services.analytics.domain.quarter import (
     QUARTER_END,
     QUARTER_START,
@@ -17,9 +19,7 @@ from services.analytics.domain.quarter import (
     scaled_counts,
 )
 from services.analytics.domain.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
-from services.dossier.calendar_loader import load_calendar
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.importing import ImportedStep, replay
 from services.dossier.domain.lifecycle import (
     Accept,

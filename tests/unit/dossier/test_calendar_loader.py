@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.dossier.calendar_loader import DEFAULT_DATA_DIR, CalendarDataError, load_calendar
+from kit.deadlines.loader import DEFAULT_DATA_DIR, CalendarDataError, load_calendar
 
 
 def write_year(directory: Path, file_year: int, **fields: object) -> Path:

@@ -6,14 +6,14 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from kit.errors import FailedPrecondition, InvalidArgument
-from services.dossier.domain.calendar import (
+from kit.deadlines.calendar import (
     LOCAL_TIME,
     AnnouncedYear,
     OfficeHours,
     StatutoryYear,
     WorkingCalendar,
 )
+from kit.errors import FailedPrecondition, InvalidArgument
 
 # March 2027 in this made-up world: Wed 3 Mar is a holiday, Sat 6 Mar a make-up day.
 _HOLIDAY = date(2027, 3, 3)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from kit.agencies import directory
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from services.dossier.apology_letter import render_apology_letter
-from services.dossier.calendar_loader import load_calendar
 from services.dossier.domain.apology import (
     DEFAULT_REASON,
     Issuer,
@@ -26,7 +27,6 @@ from services.dossier.domain.apology import (
     letter_number,
 )
 from services.dossier.domain.applicants import Applicant, Gender
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import ApplicantKind, Channel, Dossier, State
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from kit.errors import FailedPrecondition, InvalidArgument
-from services.dossier.calendar_loader import load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.importing import ImportedStep, ImportRowError, replay
 from services.dossier.domain.lifecycle import (
     Accept,

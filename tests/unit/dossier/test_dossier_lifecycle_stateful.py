@@ -12,9 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from kit.errors import FailedPrecondition
-from services.dossier.calendar_loader import load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME
 from services.dossier.domain.lifecycle import (
     Accept,
     ApplicantKind,

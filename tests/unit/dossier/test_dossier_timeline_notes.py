@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.dossier.calendar_loader import load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME
+from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.loader import load_calendar
 from services.dossier.domain.lifecycle import Action, ApplicantKind, Channel, Lifecycle, NewDossier
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 

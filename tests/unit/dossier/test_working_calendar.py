@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
+from kit.deadlines.loader import load_calendar
 from kit.errors import InvalidArgument
-from services.dossier.calendar_loader import load_calendar
-from services.dossier.domain.calendar import LOCAL_TIME, WorkingCalendar
 
 
 @pytest.fixture(scope="module")

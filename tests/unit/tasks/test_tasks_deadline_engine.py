@@ -94,8 +94,8 @@ def test_bad_counts_and_naive_instants_name_both_fields(calendar: WorkingCalenda
 
 def test_the_dossier_calendar_is_the_kit_calendar() -> None:
     """The re-export keeps dossier code working on the one engine."""
-    from services.dossier.calendar_loader import load_calendar as dossier_loader
-    from services.dossier.domain.calendar import WorkingCalendar as DossierCalendar
+    from kit.deadlines.calendar import WorkingCalendar as DossierCalendar
+    from kit.deadlines.loader import load_calendar as dossier_loader
 
     assert DossierCalendar is WorkingCalendar
     assert dossier_loader is load_calendar
