@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer
 
+from kit.kafka import ensure_topics
 from kit.scratch import scratch_database
+from tests.support.kafka_tools import topic_partitions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USE_DOCKER = os.environ.get("CITYDATA_TEST_INFRA") == "docker"
@@ -68,6 +71,15 @@ def pg_database(infra: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def topic() -> str:
-    """A topic name no other test uses (the broker auto-creates it)."""
-    return f"citydata.test.{uuid.uuid4().hex[:10]}.v1"
+def topic(kafka_bootstrap: str) -> str:
+    """A topic no other test uses, created (with its DLQ) and led before the test starts: a topic
+    auto-created by the first send may still lack leaders when a consumer joins, which made
+    consumers in tests wait out their idle time on a topic they could not read yet."""
+    name = f"citydata.test.{uuid.uuid4().hex[:10]}.v1"
+    ensure_topics(kafka_bootstrap, [name], partitions=3)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        topic_partitions(consumer, name)
+    finally:
+        consumer.close()
+    return name
