@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kit.config import ConfigError, var_dir
 from kit.errors import Unauthenticated
+from kit.secret_files import ensure_secret_file
 from kit.tls import tls_required
 
 log = logging.getLogger(__name__)
@@ -68,16 +68,8 @@ def service_key(environ: Mapping[str, str] | None = None) -> bytes | None:
 
 def generated_key(path: Path) -> bytes:
     """A random key kept in a 0600 file, created on first use (by whichever process is first)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another service created it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32))
-            log.warning("generated the development service key (not for production)", extra={"key_file": str(path)})
+    if ensure_secret_file(path):
+        log.warning("generated the development service key (not for production)", extra={"key_file": str(path)})
     return _read_key(path)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from kit.clock import Clock, SystemClock
 from kit.config import ConfigError, env_int, env_str, var_dir
 from kit.grpc_server import ServiceHost, registrar
 from kit.runtime import ServiceRuntime, start_runtime
+from kit.secret_files import ensure_secret_file
 from kit.tls import tls_required
 from services.signing.api import TOPIC, SigningServicer, caller_verifier
 from services.signing.bootstrap import bootstrap_pki
@@ -87,15 +87,7 @@ def open_keystore(environ: Mapping[str, str], directory: Path) -> Keystore:
 
 def generated_password(path: Path) -> str:
     """A random keystore password kept in a 0600 file, created on first use and reused after."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(32))
+    if ensure_secret_file(path):
         log.warning(
             "no keystore configured: file keystore with a generated password (development only)",
             extra={"password_file": str(path)},
