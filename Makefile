@@ -52,18 +52,18 @@ infra-down: ## stop Kafka and PostgreSQL (data is kept under var/)
 	@deploy/local/infra.sh down
 
 run: install infra-up ## run the whole platform in the foreground; Ctrl-C stops everything
-	@trap 'deploy/local/infra.sh down' EXIT; $(PY) -m kit.supervisor run
+	@trap 'deploy/local/infra.sh down' EXIT; $(PY) -m tools.supervisor run
 
 up: install infra-up ## start the platform in the background; returns when every service is SERVING
-	@$(PY) -m kit.supervisor up
+	@$(PY) -m tools.supervisor up
 
 down: ## stop the services and the infrastructure
-	@[ -x $(PY) ] && $(PY) -m kit.supervisor down || true
+	@[ -x $(PY) ] && $(PY) -m tools.supervisor down || true
 	@deploy/local/infra.sh down
 
 status: ## what runs, on which port
 	@deploy/local/infra.sh status
-	@[ -x $(PY) ] && $(PY) -m kit.supervisor status || true
+	@[ -x $(PY) ] && $(PY) -m tools.supervisor status || true
 
 $(HEALTH_PROBE):
 	@command -v go >/dev/null || { echo "Go is needed to install grpc-health-probe"; exit 1; }
@@ -89,15 +89,16 @@ test: install tools dss-validator infra-up ## the whole test suite against real 
 test-unit: install ## unit tests only (no infrastructure)
 	$(PY) -m pytest tests/unit
 
-lint: install ## ruff, mypy and buf lint
+lint: install ## ruff, mypy, the floor plan's import contracts (import-linter) and buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=gen:. $(VENV)/bin/lint-imports --no-cache
 	cd proto && $(BUF) lint
-	$(PY) -m kit.catalogue --check
+	$(PY) -m tools.catalogue --check
 
 catalogue: install ## regenerate docs/events.md (the event catalogue) from the protos
-	$(PY) -m kit.catalogue
+	$(PY) -m tools.catalogue
 
 fmt: install ## format the code
 	$(VENV)/bin/ruff format .

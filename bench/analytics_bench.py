@@ -44,14 +44,14 @@ from kit.migrations import upgrade_to_head
 from kit.net import free_port
 from kit.outbox import OutboxRelay
 from kit.runtime import ServiceRuntime
-from kit.scratch import ScratchDatabase
 from kit.subscribe import BEGINNING, Subscription, TypedEvent
-from services.analytics.domain.quarter import QUARTER_END, scaled_counts
-from services.analytics.simulate import simulate
 from services.dossier import store as dossier_store
 from services.dossier.app import build_app
 from services.dossier.domain.applicants import TrustingApplicantDirectory
 from services.dossier.messages import TOPIC
+from tools.scratch import ScratchDatabase
+from tools.simulate.quarter import QUARTER_END, scaled_counts
+from tools.simulate.simulate import simulate
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 

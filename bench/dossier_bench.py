@@ -46,10 +46,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from kit.kafka import ensure_topics
 from kit.net import free_port, wait_serving
-from kit.scratch import ScratchDatabase
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedures import Procedure, TimeUnit
 from services.dossier.messages import TOPIC
+from tools.scratch import ScratchDatabase
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")

@@ -33,8 +33,8 @@ from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine
 
-from kit.scratch import create_database, drop_database
 from services.registry.domain import Gender, build_national_id
+from tools.scratch import create_database, drop_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://citydata:citydata@127.0.0.1:5432/postgres")

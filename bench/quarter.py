@@ -2,7 +2,7 @@
 
     python -m bench.quarter [--scale 0.001] [--running] [--keep] [--timeout-seconds N]
 
-By default it starts a platform of its own, exactly as `make up` starts one (kit.supervisor, the
+By default it starts a platform of its own, exactly as `make up` starts one (tools.supervisor, the
 four services, the dossier service checking applicants against the registry) but on a PRIVATE
 Kafka broker and PostgreSQL server (chaos.infra.PrivateInfra: own CITYDATA_VAR under
 var/quarter-<run>, free ports), so a running platform's topics and databases never see the
@@ -17,7 +17,7 @@ Stages: infrastructure, services, applicants registered in the registry, ImportD
 drained to Kafka, read model caught up and KPIs settled (two equal readings, lag 0). Printed:
 each stage's wall time, events/s at each hop (import -> outbox -> Kafka -> read model), every
 service process's peak RSS (VmHWM), disk used (PostgreSQL databases, Kafka logs) and the
-gateway's Q1/2022 KPIs against the expected table (services.analytics.domain.quarter). Exits 1
+gateway's Q1/2022 KPIs against the expected table (tools.simulate.quarter). Exits 1
 when a KPI differs, 2 when the platform did not settle in time.
 """
 
@@ -43,14 +43,14 @@ from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from sqlalchemy import create_engine, func, select, text
 
 from chaos.infra import INFRA_SCRIPT, PrivateInfra  # the chaos suite's private Kafka + PostgreSQL
-from kit import supervisor
 from kit.config import REPO_ROOT, load_settings, var_dir
 from kit.net import free_port
-from kit.scratch import ScratchDatabase
-from services.analytics.domain.quarter import QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts, scaled_counts
-from services.analytics.simulate import applicant_pool_size, register_applicants, simulate
 from services.dossier import store as dossier_store
 from services.dossier.messages import TOPIC as DOSSIER_TOPIC
+from tools import supervisor
+from tools.scratch import ScratchDatabase
+from tools.simulate.quarter import QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts, scaled_counts
+from tools.simulate.simulate import applicant_pool_size, register_applicants, simulate
 
 POLL_SECONDS = 2.0  # a status call opens Kafka clients in the gateway: poll gently
 CALL_TIMEOUT_SECONDS = 120.0

@@ -47,10 +47,10 @@ from kit.db import make_engine
 from kit.events import InboundEvent, encode_outbox_row
 from kit.kafka import ensure_topics, make_consumer
 from kit.migrations import upgrade_to_head
-from kit.scratch import create_database, drop_database
 from services.gateway import store
 from services.gateway.readmodel.offsets import end_offsets, partitions_of, replay
 from services.gateway.readmodel.projection import Projection
+from tools.scratch import create_database, drop_database
 
 ADMIN_URL = os.environ.get(
     "BENCH_PG_ADMIN_URL",

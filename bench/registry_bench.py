@@ -43,8 +43,8 @@ from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from grpc_health.v1 import health_pb2_grpc
 
 from kit.net import free_port, wait_serving
-from kit.scratch import scratch_database
 from services.registry import domain
+from tools.scratch import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ECHO_METHOD = "/bench.Echo/Echo"

@@ -39,7 +39,7 @@ from kit.db import PlatformTables, make_engine, outbox_row, platform_tables
 from kit.events import OutboundEvent, encode_outbox_row
 from kit.kafka import ensure_topics, make_producer
 from kit.outbox import OutboxRelay
-from kit.scratch import ScratchDatabase
+from tools.scratch import ScratchDatabase
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 SOURCE = "/citydata/dossier"

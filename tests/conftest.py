@@ -16,8 +16,8 @@ import pytest
 from kafka import KafkaConsumer
 
 from kit.kafka import ensure_topics
-from kit.scratch import scratch_database
 from tests.support.kafka_tools import topic_partitions
+from tools.scratch import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USE_DOCKER = os.environ.get("CITYDATA_TEST_INFRA") == "docker"

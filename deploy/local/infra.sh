@@ -180,7 +180,7 @@ create_databases() {
         CREATE ROLE citydata LOGIN CREATEDB PASSWORD '$db_password';
       END IF; END \$\$;" >/dev/null
   # DROP DATABASE ... WITH (FORCE) of a scratch database must also end an autovacuum worker on it,
-  # which belongs to no role: only pg_signal_backend lets citydata do that (kit/scratch.py).
+  # which belongs to no role: only pg_signal_backend lets citydata do that (tools/scratch.py).
   as_pg "${psql[@]}" -d postgres -c "GRANT pg_signal_backend TO citydata" >/dev/null
   local db
   for db in "${databases[@]}"; do

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 from kit.clock import Clock, SystemClock
 from kit.subscribe import TypedEvent
 from services.analytics import store
-from services.analytics.domain.portal import DossierFacts, StatusTable, push_for
-from services.dossier.domain.lifecycle import State
+from services.analytics.domain.portal import DossierFacts, State, StatusTable, push_for
 
 PORTAL_SYNC_CONSUMER = "analytics-portal-sync"
 DOSSIER_TOPIC = "citydata.dossier.v1"

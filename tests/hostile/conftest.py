@@ -26,7 +26,6 @@ from kit.grpc_server import ServiceHost
 from kit.logs import JsonFormatter
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
-from kit.scratch import create_database, drop_database
 from kit.service_identity import asserting_channel
 from services.gateway import store as gateway_store
 from services.gateway.__main__ import GatewayOptions, build_gateway
@@ -45,6 +44,7 @@ from services.signing.crypto.pki import Pki
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service
 from tests.integration.gateway.gateway_harness import BASE_POLICY, render_toml
 from tests.support.net import free_port
+from tools.scratch import create_database, drop_database
 
 # Tables a refused call may still write to: the audit trails record refusals on purpose, and an
 # idempotency key may be remembered for a refused request (a retry must get the same refusal).

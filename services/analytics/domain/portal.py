@@ -27,7 +27,6 @@ from enum import StrEnum
 from typing import Any
 
 from kit.deadlines.calendar import LOCAL_TIME
-from services.dossier.domain.lifecycle import State
 
 SYNC_SERVICE = "DongBoHoSoMC"
 PROGRESS_SERVICE = "CapNhatTienDoHoSoMC"
@@ -58,6 +57,22 @@ PROGRESS_NOTES = {
     "dossier.rejected": "Từ chối giải quyết",
     "dossier.withdrawn": "Công dân rút hồ sơ",
 }
+
+
+class State(StrEnum):
+    """A dossier's state as the dossier contract (`citydata.v1.DossierState`) names it, without its prefix.
+
+    Analytics reads dossiers only through their events, so it keeps its own copy of the contract's
+    names; a unit test holds it equal to the proto enum, so a new state cannot slip through unmapped."""
+
+    RECEIVED = "RECEIVED"
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUPPLEMENT_REQUESTED = "SUPPLEMENT_REQUESTED"
+    RESOLVED = "RESOLVED"
+    RETURNED = "RETURNED"
+    REJECTED = "REJECTED"
+    WITHDRAWN = "WITHDRAWN"
 
 
 class StatusTableError(ValueError):

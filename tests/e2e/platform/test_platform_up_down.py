@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.supervisor import SERVICES
 from tests.support.net import free_port
+from tools.supervisor import SERVICES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -36,7 +36,7 @@ def platform_env(tmp_path: Path, kafka_bootstrap: str) -> dict[str, str]:
 
 def _supervisor(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kit.supervisor", command],
+        [sys.executable, "-m", "tools.supervisor", command],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -2,7 +2,7 @@
 a real dossier service (in-process, clock at the quarter's end) publishes the quarter, a real
 gateway with its read-model consumer (started at the topics' current end) applies it, and
 GetDossierKpis and `kpi_cli export` report exactly the seed's counts scaled by the rounding rule
-of services.analytics.domain.quarter.
+of tools.simulate.quarter.
 
 The dossier service here runs no apology-letter consumer (the harness starts it without one), so
 the late dossiers owe letters (apology_required) that nobody issues: apology_issued stays 0."""
@@ -24,15 +24,6 @@ import pytest
 from citydata.v1 import gateway_pb2
 from sqlalchemy import Engine, and_, func, not_, select
 
-from services.analytics.domain.quarter import (
-    QUARTER_END,
-    QUARTER_FIRST_DAY,
-    QUARTER_LAST_DAY,
-    QUARTER_START,
-    QuarterCounts,
-    scaled_counts,
-)
-from services.analytics.simulate import SimulationResult, simulate
 from services.dossier import store as dossier_store
 from services.dossier.messages import TOPIC as DOSSIER_TOPIC
 from services.gateway import store as gateway_store
@@ -44,6 +35,15 @@ from tests.integration.gateway.readmodel_harness import (
     start_readmodel_gateway,
     wait_until,
 )
+from tools.simulate.quarter import (
+    QUARTER_END,
+    QUARTER_FIRST_DAY,
+    QUARTER_LAST_DAY,
+    QUARTER_START,
+    QuarterCounts,
+    scaled_counts,
+)
+from tools.simulate.simulate import SimulationResult, simulate
 
 SCALE = 0.001
 QUARTER_KEY = "2022-Q1"

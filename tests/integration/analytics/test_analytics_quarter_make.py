@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from bench.quarter import expected_kpis
-from services.analytics.domain.quarter import scaled_counts
 from tests.conftest import REPO_ROOT
+from tools.simulate.quarter import scaled_counts
 
 SCALE = 0.0001
 KPI_LINE = re.compile(r"^(?P<name>[a-z_]+)\s+(?P<expected>[\d,]*)\s+(?P<reported>[\d,]+)(\s+<-- differs)?$")

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.analytics.domain.quarter import QUARTER_END, scaled_counts
-from services.analytics.simulate import simulate
 from tests.integration.dossier.dossier_harness import Event, RunningDossierService, TopicWatch, start_dossier_service
+from tools.simulate.quarter import QUARTER_END, scaled_counts
+from tools.simulate.simulate import simulate
 
 SCALE = 0.001
 

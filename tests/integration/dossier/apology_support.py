@@ -32,7 +32,6 @@ from kit.db import make_engine
 from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
-from kit.scratch import scratch_database
 from kit.service_identity import ENV_KEY_FILE, default_key_path, generated_key
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
@@ -42,6 +41,7 @@ from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
 from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port, wait_serving
+from tools.scratch import scratch_database
 
 
 def unique_group() -> str:

@@ -24,7 +24,6 @@ from kit.errors import Unavailable
 from kit.grpc_server import ServiceHost
 from kit.migrations import upgrade_to_head
 from kit.runtime import start_runtime
-from kit.scratch import scratch_database
 from services.dossier import store
 from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Lifecycle
@@ -35,6 +34,7 @@ from services.registry.__main__ import build_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
 from services.registry.domain import Gender, build_national_id
 from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
+from tools.scratch import scratch_database
 
 
 @dataclass

@@ -14,12 +14,12 @@ import pytest
 from citydata.v1 import dossier_pb2 as pb
 
 from kit.grpc_errors import violations_of
-from kit.scratch import scratch_database
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedure_search import search_terms
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 from tests.integration.dossier.conftest import START
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service
+from tools.scratch import scratch_database
 
 CATALOGUE = read_catalogue(SHIPPED_CATALOGUE).procedures
 TODAY = START.date()

@@ -25,7 +25,6 @@ from kit.config import ServiceSettings
 from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
-from kit.scratch import create_database, drop_database
 from services.gateway import store
 from services.gateway.__main__ import GatewayOptions, build_gateway
 from services.gateway.consumers import ProcedureFacts, ReadModel
@@ -37,6 +36,7 @@ from services.registry.api import TOPIC as REGISTRY_TOPIC
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service
 from tests.integration.gateway.gateway_harness import BASE_POLICY, render_toml
 from tests.support.net import free_port
+from tools.scratch import create_database, drop_database
 
 T = TypeVar("T")
 PURPOSE = "x-citydata-purpose"

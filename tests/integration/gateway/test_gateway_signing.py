@@ -23,7 +23,6 @@ from kit.db import make_engine
 from kit.grpc_server import ServiceHost
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
-from kit.scratch import scratch_database
 from services.signing import store as signing_store
 from services.signing.__main__ import Signing, build_host
 from services.signing.api import TOPIC
@@ -32,6 +31,7 @@ from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import ENV_KEYSTORE_PASSWORD, keystore_from_environment
 from services.signing.crypto.pki import Pki
 from tests.integration.gateway.gateway_harness import GatewayFactory
+from tools.scratch import scratch_database
 
 SHIPPED_POLICY = tomllib.loads((REPO_ROOT / "deploy" / "gateway" / "policy.toml").read_text(encoding="utf-8"))
 

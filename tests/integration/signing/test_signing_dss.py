@@ -28,7 +28,6 @@ from citydata.v1.signing_pb2_grpc import SigningServiceStub
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from kit.config import REPO_ROOT
-from kit.scratch import scratch_database
 from kit.service_identity import AGENCY_HEADER, ENV_KEY_FILE, asserting_channel, generated_key
 from services.dossier.apology_letter import render_apology_letter
 from services.dossier.domain.apology import (
@@ -42,6 +41,7 @@ from services.dossier.domain.apology import (
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.support.dss import DssResult, DssValidator, dss_validator
 from tests.support.net import free_port, wait_serving
+from tools.scratch import scratch_database
 
 __all__ = ["dss_validator"]  # the session fixture, imported for pytest
 

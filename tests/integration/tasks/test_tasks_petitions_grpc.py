@@ -15,12 +15,12 @@ from citydata.v1 import common_pb2, registry_pb2
 from citydata.v1 import tasks_pb2 as pb
 
 from kit.grpc_errors import violations_of
-from kit.scratch import scratch_database
 from services.registry.domain import Gender, build_national_id
 from services.tasks.clients.registry import RegistrySenders
 from tests.integration.gateway.readmodel_harness import RunningRegistry, start_registry
 from tests.integration.tasks.conftest import START
 from tests.integration.tasks.tasks_harness import RunningTasksService, TopicWatch, start_tasks_service, types_of
+from tools.scratch import scratch_database
 
 
 @pytest.fixture

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from citydata.v1 import dossier_pb2
 
 from services.analytics.domain.portal import (
     PROGRESS_SERVICE,
     SYNC_SERVICE,
     DossierFacts,
+    State,
     StatusTable,
     StatusTableError,
     Verdict,
@@ -19,7 +21,6 @@ from services.analytics.domain.portal import (
     verdict,
 )
 from services.analytics.portal.client import SHIPPED_STATUS_MAP, load_status_table
-from services.dossier.domain.lifecycle import State
 
 TABLE = load_status_table(SHIPPED_STATUS_MAP)
 AT = datetime(2022, 3, 31, 17, 30, 5, tzinfo=UTC)
@@ -91,3 +92,14 @@ def test_portal_answers(status: int | None, body: dict[str, str] | None, expecte
 
 def test_back_off_doubles_up_to_its_cap() -> None:
     assert [backoff_seconds(n, 0.5, 4.0) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_analytics_knows_exactly_the_states_the_dossier_contract_names() -> None:
+    """Analytics keeps its own copy of the contract's state names; a state added to the proto
+    without a portal mapping would otherwise only show up as a crash on the first such event."""
+    contract = {
+        value.name.removeprefix("DOSSIER_STATE_")
+        for value in dossier_pb2.DossierState.DESCRIPTOR.values
+        if value.number != dossier_pb2.DOSSIER_STATE_UNSPECIFIED
+    }
+    assert {state.value for state in State} == contract

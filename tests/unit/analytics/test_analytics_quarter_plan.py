@@ -8,17 +8,6 @@ import pytest
 
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
-from services.analytics.domain.quarter import (
-    QUARTER_END,
-    QUARTER_START,
-    SEED_LATE,
-    SEED_ON_TIME,
-    SEED_OPEN,
-    SEED_RECEIVED,
-    SEED_RESOLVED,
-    scaled_counts,
-)
-from services.analytics.domain.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.importing import ImportedStep, replay
 from services.dossier.domain.lifecycle import (
@@ -32,6 +21,17 @@ from services.dossier.domain.lifecycle import (
     Return,
     State,
 )
+from tools.simulate.quarter import (
+    QUARTER_END,
+    QUARTER_START,
+    SEED_LATE,
+    SEED_ON_TIME,
+    SEED_OPEN,
+    SEED_RECEIVED,
+    SEED_RESOLVED,
+    scaled_counts,
+)
+from tools.simulate.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
 
 CALENDAR = load_calendar()
 PROCEDURES = {p.code: p for p in read_catalogue(SHIPPED_CATALOGUE).procedures}

@@ -1,10 +1,10 @@
 """The Q1/2022 quarter simulator: a Ho Chi Minh City-shaped quarter through ImportDossiers.
 
-    python -m services.analytics.simulate --scale 0.01 [--dossier-address 127.0.0.1:50052]
+    python -m tools.simulate --scale 0.01 [--dossier-address 127.0.0.1:50052]
         [--registry-address 127.0.0.1:50051 | --unregistered-applicants]
         [--seed 2022] [--run-id ID] [--leave-open] [--dry-run]
 
-Plans the quarter (services.analytics.domain.simulation), prints the expected counts, streams
+Plans the quarter (tools.simulate.simulation), prints the expected counts, streams
 the dossiers to the dossier service's ImportDossiers (chunks of rows, a tqdm progress bar) and
 prints what the service answered. Import keys are `<run id>-<n>`; re-running the same run id
 imports only what is missing.
@@ -43,11 +43,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from kit.deadlines.loader import load_calendar
-from services.analytics.domain.quarter import QuarterCounts, scaled_counts
-from services.analytics.domain.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
 from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Channel
 from services.registry.domain import Gender, build_national_id, enterprise_check_digit
+from tools.simulate.quarter import QuarterCounts, scaled_counts
+from tools.simulate.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner
 
 DEFAULT_SEED = 2022
 DEFAULT_CHUNK = 500
@@ -267,7 +267,7 @@ def _print_result(result: SimulationResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.analytics.simulate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=0.01, help="fraction of the real quarter (0 < s <= 1)")
     parser.add_argument(
         "--dossier-address", default=os.environ.get("DOSSIER_ADDRESS", "127.0.0.1:50052"), help="dossier gRPC"

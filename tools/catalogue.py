@@ -1,4 +1,4 @@
-"""The event catalogue, generated from the protos: `python -m kit.catalogue [--check]`.
+"""The event catalogue, generated from the protos: `python -m tools.catalogue [--check]`.
 
 Every message with the `(citydata.v1.event)` option is an event. The catalogue lists, per topic,
 each event type, its key, its payload and the payload's fields with their comments, and the
@@ -127,7 +127,7 @@ def render(entries: list[EventEntry]) -> str:
     lines = [
         "# Event catalogue",
         "",
-        "Generated from `proto/citydata/v1/*.proto` by `python -m kit.catalogue`; do not edit by hand",
+        "Generated from `proto/citydata/v1/*.proto` by `python -m tools.catalogue`; do not edit by hand",
         "(CI fails when this file and the protos disagree).",
         "",
         "## What every topic guarantees",

@@ -28,9 +28,9 @@ from enum import StrEnum
 from itertools import accumulate
 
 from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
-from services.analytics.domain.quarter import QUARTER_END, QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts
 from services.dossier.domain.lifecycle import ApplicantKind, Channel, State
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+from tools.simulate.quarter import QUARTER_END, QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts
 
 # Most HCMC dossiers are commune and district ones (civil status, certification); the catalogue
 # has far more city procedures, so each lower-tier procedure weighs more.

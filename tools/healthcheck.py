@@ -1,4 +1,4 @@
-"""Container health check: `python -m kit.healthcheck [port]` exits 0 when the local service is SERVING.
+"""Container health check: `python -m tools.healthcheck [port]` exits 0 when the local service is SERVING.
 
 The port defaults to the one the container's service listens on (from `<SERVICE>_GRPC_PORT` or the
 service's default, the service being named by CITYDATA_SERVICE or the container command)."""
@@ -9,7 +9,7 @@ import os
 import sys
 
 from kit.config import DEFAULT_PORTS
-from kit.supervisor import health_status
+from tools.supervisor import health_status
 
 
 def main() -> None:

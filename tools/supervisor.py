@@ -1,8 +1,8 @@
 """Starts, watches and stops the services for `make run` / `make up` / `make down`.
 
-python -m kit.supervisor run      # foreground, logs interleaved; Ctrl-C stops everything
-python -m kit.supervisor up       # background; returns once every service is SERVING
-python -m kit.supervisor down | status
+python -m tools.supervisor run      # foreground, logs interleaved; Ctrl-C stops everything
+python -m tools.supervisor up       # background; returns once every service is SERVING
+python -m tools.supervisor down | status
 """
 
 from __future__ import annotations
