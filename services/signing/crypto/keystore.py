@@ -140,10 +140,15 @@ class _ChainOnlyPkcs11Signer(_PreparedAttributesMixin, PKCS11Signer):
     """PKCS11Signer registers the signing certificate in its registry, and pyHanko then adds it to
     the CMS a second time; validators (EU DSS among them) expect each certificate once."""
 
+    _chain_only: CertificateStore | None = None
+
     @property
     def cert_registry(self) -> CertificateStore:
-        own = self.signing_cert.dump()
-        return SimpleCertificateStore.from_certs(c for c in super().cert_registry if c.dump() != own)
+        # Built once: pyHanko asks for it on every signature, and the chain of a signer never changes.
+        if self._chain_only is None:
+            own = self.signing_cert.dump()
+            self._chain_only = SimpleCertificateStore.from_certs(c for c in super().cert_registry if c.dump() != own)
+        return self._chain_only
 
 
 # python-pkcs11 loads one module per process and a token allows one login, so sessions are
