@@ -97,14 +97,11 @@ class SignatureEngine:
 
     def timestamper(self) -> InProcessTimeStamper:
         tsa = self.pki.tsa_record()
-        with self._lock:
-            if self._timestamper is not None and self._timestamper[0] == tsa.serial:
-                return self._timestamper[1]
-        signer = _loaded(self.pki.keystore.signer_for(tsa.key_label, tsa.certificate, self.pki.chain_for(tsa)))
-        stamper = InProcessTimeStamper(signer, self.clock)
-        with self._lock:
-            self._timestamper = (tsa.serial, stamper)
-        return stamper
+        with self._lock:  # built under the lock: it touches certificate objects shared by threads
+            if self._timestamper is None or self._timestamper[0] != tsa.serial:
+                signer = self.pki.keystore.signer_for(tsa.key_label, tsa.certificate, self.pki.chain_for(tsa))
+                self._timestamper = (tsa.serial, InProcessTimeStamper(_loaded(signer), self.clock))
+            return self._timestamper[1]
 
     async def async_time_stamp(self, request_der: bytes) -> bytes:
         """Answer a DER RFC 3161 TimeStampReq with a DER TimeStampResp (for a /tsa endpoint)."""
@@ -262,13 +259,12 @@ class SignatureEngine:
         except FailedPrecondition:
             self._forget(serial)
             raise
-        with self._lock:
-            cached = self._signers.get(serial)
-        if cached is not None:
-            return cached
-        signer = _loaded(self.pki.keystore.signer_for(issued.key_label, issued.certificate, self.pki.chain_for(issued)))
-        with self._lock:
-            return self._signers.setdefault(serial, signer)
+        with self._lock:  # built under the lock: it touches certificate objects shared by threads
+            if serial not in self._signers:
+                chain = self.pki.chain_for(issued)
+                signer = self.pki.keystore.signer_for(issued.key_label, issued.certificate, chain)
+                self._signers[serial] = _loaded(signer)
+            return self._signers[serial]
 
     def _forget(self, serial: int) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -386,9 +387,7 @@ class Pki:
             ).first()
         if row is None:
             raise NotFound("certificate", f"{serial:x}")
-        record = _Record(
-            serial, row.ca_id, CertificateKind(row.kind), row.key_label, x509.Certificate.load(bytes(row.der))
-        )
+        record = _Record(serial, row.ca_id, CertificateKind(row.kind), row.key_label, _parsed(bytes(row.der)))
         self._certificates[serial] = record
         return record
 
@@ -594,6 +593,15 @@ def _import_state(session: Session, state_dir: Path, data: dict[str, Any]) -> in
     return len(data.get("certificates", {}))
 
 
+def _parsed(der: bytes) -> x509.Certificate:
+    """A certificate parsed all the way down before threads share it: asn1crypto parses lazily,
+    and two threads parsing the same object at once corrupt it (seen with two replicas under load:
+    `KeyError: No field numbered 0` while pyHanko hashed a shared CA subject)."""
+    certificate = x509.Certificate.load(der)
+    _ = certificate.native, certificate.subject.hashable, certificate.issuer.hashable
+    return certificate
+
+
 def _hex(serial: int) -> str:
     return f"{serial:x}"
 
@@ -613,6 +621,9 @@ def _unarmor(path: Path) -> bytes:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
+    # A temporary name of its own: replicas sharing a state directory export the same files.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(tmp, 0o644)  # public certificates, readable like before (mkstemp makes 0600)
     os.replace(tmp, path)
