@@ -1,15 +1,19 @@
 """Two signing replicas on one PostgreSQL database and one keystore: they bootstrap, issue, revoke
 and sign at the same time without conflict, and each sees what the other did.
 
-The replicas are two servers in this process with nothing in common but the database and the
+First as two servers in this process with nothing in common but the database and the
 key directory: separate PKI and engine objects (separate caches), separate database pools,
 separate state directories, separate gRPC and CRL/TSA ports. They use the encrypted file keystore:
-the session's SoftHSM2 token already holds the keys of another PKI under the same CA labels."""
+the session's SoftHSM2 token already holds the keys of another PKI under the same CA labels.
+Then as two service processes on one port, as replicas behind one address are."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +29,11 @@ from citydata.v1.signing_pb2_grpc import SigningServiceStub
 from sqlalchemy import func, select
 
 from kit.clock import ManualClock
+from kit.config import REPO_ROOT
 from kit.kafka import ensure_topics
 from kit.runtime import ServiceRuntime, start_runtime
-from kit.service_identity import asserting_channel
+from kit.scratch import scratch_database
+from kit.service_identity import ENV_KEY_FILE, asserting_channel, generated_key
 from services.signing.__main__ import Signing, build_host
 from services.signing.api import AGENCY_METADATA, TOPIC
 from services.signing.bootstrap import BootstrapResult, bootstrap_pki
@@ -38,6 +44,7 @@ from services.signing.store import certificates, pki_certificates
 from services.signing.store import metadata as store_metadata
 from services.signing.store import tables as store_tables
 from tests.integration.signing.test_signing_pades import _pdfsig, _small_pdf
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.openssl, pytest.mark.pdfsig, pytest.mark.nss]
 
@@ -216,3 +223,130 @@ def test_two_replicas_issue_sign_and_revoke_without_conflict(
         report = _pdfsig(path, nss)
         assert "Signature Validation: Signature is Valid." in report, report
         assert "Certificate Validation: Certificate is Trusted." in report, report
+
+
+# --- two service processes on one port ------------------------------------------------------------
+
+
+@dataclass
+class ReplicaProcesses:
+    port: int
+    logs: list[Path]
+    env: dict[str, str]
+
+
+def _wait_started(process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"replica exited with {process.returncode}: {log.read_text()[-2000:]}")
+        if '"service started"' in log.read_text():
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"replica not started after {timeout:.0f}s")
+
+
+@pytest.fixture
+def replica_processes(infra: dict[str, str], tmp_path: Path) -> Iterator[ReplicaProcesses]:
+    """Two `python -m services.signing` processes bound to the same gRPC port (gRPC sets
+    SO_REUSEPORT, so the kernel spreads connections over both), one PostgreSQL database, one state
+    directory with the file keystore, started at the same moment."""
+    port = free_port()
+    with scratch_database("test", infra["pg_host"], infra["pg_port"]) as database_url:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CITYDATA_PKCS11_", "SOFTHSM2_CONF"))},
+            "CITYDATA_VAR": str(tmp_path / "var"),
+            "SIGNING_STATE_DIR": str(tmp_path / "state"),
+            "SIGNING_DATABASE_URL": database_url,
+            "CITYDATA_KEYSTORE_PASSWORD": "two-replicas-keystore",
+            "KAFKA_BOOTSTRAP_SERVERS": infra["kafka"],
+            "SIGNING_GRPC_PORT": str(port),
+            "SIGNING_METRICS_PORT": "0",
+            ENV_KEY_FILE: str(tmp_path / "service-key"),
+        }
+        generated_key(tmp_path / "service-key")
+        logs = [tmp_path / f"replica-{name}.log" for name in "ab"]
+        processes = []
+        try:
+            for log in logs:
+                with log.open("w") as out:
+                    processes.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "services.signing"],
+                            cwd=REPO_ROOT,
+                            env={**env, "SIGNING_HTTP_PORT": str(free_port())},
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
+            for process, log in zip(processes, logs, strict=True):
+                _wait_started(process, log)
+            yield ReplicaProcesses(port, logs, env)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+
+
+def _served(log: Path, method: str) -> int:
+    return sum(1 for line in log.read_text().splitlines() if '"rpc"' in line and f"/{method}" in line)
+
+
+def test_two_processes_on_one_port_share_the_work(replica_processes: ReplicaProcesses) -> None:
+    # A connection of its own per channel (channels to one target share one otherwise): the kernel
+    # hands each new connection to one of the two processes listening on the port.
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    target = f"127.0.0.1:{replica_processes.port}"
+    channels = [grpc.insecure_channel(target, options=own_connection) for _ in range(16)]
+    try:
+        stubs = [SigningServiceStub(asserting_channel(c, "GATEWAY", replica_processes.env)) for c in channels]
+
+        def issue(i: int) -> tuple[str, str]:
+            agency = AGENCIES[i % 2]
+            request = pb.IssueCertificateRequest(agency=agency, subject_name=f"Seal {i}", kind=pb.CERTIFICATE_KIND_SEAL)
+            reply = stubs[i].IssueCertificate(request, metadata=[(AGENCY_METADATA, agency)], timeout=120)
+            return agency, reply.certificate.serial
+
+        def sign(i: int, agency: str, serial: str) -> pb.SignDocumentResponse:
+            request = pb.SignDocumentRequest(
+                serial=serial, document=_small_pdf(), format=pb.SIGNATURE_FORMAT_PADES, level=pb.SIGNATURE_LEVEL_B_T
+            )
+            return stubs[i].SignDocument(request, metadata=[(AGENCY_METADATA, agency)], timeout=120)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            issued = list(pool.map(issue, range(16)))
+            letters = list(pool.map(lambda i: sign((i + 5) % 16, *issued[i]), range(16)))
+        agency, revoked = issued[0]
+        stubs[1].RevokeCertificate(
+            pb.RevokeCertificateRequest(serial=revoked, reason=pb.REVOCATION_REASON_KEY_COMPROMISE),
+            metadata=[(AGENCY_METADATA, agency)],
+            timeout=60,
+        )
+        refusals = []
+        for i in range(16):
+            with pytest.raises(grpc.RpcError) as refused:
+                sign(i, agency, revoked)
+            refusals.append(refused.value.code())
+        verdicts = [
+            stubs[i]
+            .VerifySignature(
+                pb.VerifySignatureRequest(format=pb.SIGNATURE_FORMAT_PADES, document=letter.signed_pdf), timeout=60
+            )
+            .reports[0]
+            .indication
+            for i, letter in enumerate(letters[1:])
+        ]
+    finally:
+        for channel in channels:
+            channel.close()
+
+    assert len({serial for _, serial in issued}) == 16
+    assert all(_served(log, "IssueCertificate") and _served(log, "SignDocument") for log in replica_processes.logs)
+    assert refusals == [grpc.StatusCode.FAILED_PRECONDITION] * 16  # revoked on one, refused by both
+    assert verdicts == [pb.INDICATION_TOTAL_PASSED] * 15
+    assert not any('"level": "error"' in log.read_text() for log in replica_processes.logs)
