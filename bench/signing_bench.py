@@ -7,7 +7,12 @@ cost floor of one signature. The engine adds CMS assembly, certificate lookups a
 time-stamp, which is itself one more ECDSA signature; PAdES adds a PDF incremental update. Each
 engine figure is measured with both keystores (SoftHSM2 token, encrypted file keystore).
 Figures are signatures per second, single thread; the ratio is raw / engine (how many raw
-signatures one engine signature costs).
+signatures one engine signature costs). The PKI is on a SQLite database in a scratch directory
+(each signature reads its certificate's revocation from it, as the service does from PostgreSQL).
+
+Comparing code before and after a change: run this benchmark from both checkouts back to back on
+the same machine; under heavy load even the raw figure swings, so compare the engine figures pair
+by pair.
 """
 
 from __future__ import annotations

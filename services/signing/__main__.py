@@ -2,8 +2,10 @@
 on 8053 by default).
 
 Settings from the environment (kit.config and services/signing/README.md):
-  SIGNING_DATABASE_URL         default SQLite var/signing.db; migrations run at start-up
-  SIGNING_STATE_DIR            PKI state (certificates, CRLs, file keys); default var/signing
+  SIGNING_DATABASE_URL         default SQLite var/signing.db; migrations run at start-up. Holds the PKI
+                               state (CAs, certificates, revocations, CRLs): replicas share it
+  SIGNING_STATE_DIR            exported CA certificates (ca/*.pem), file keys, a pki.json of older
+                               versions (imported into the database once); default var/signing
   SIGNING_HTTP_PORT            CRL/TSA endpoint port (default 8053)
   SIGNING_TRUSTED_CALLERS      services whose `x-citydata-agency` is believed (default GATEWAY,DOSSIER:
                                the OU of their mTLS client certificate, or their caller assertion)
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citydata.v1 import signing_pb2, signing_pb2_grpc
+from sqlalchemy import Engine
 
 from kit.clock import Clock, SystemClock
 from kit.config import ConfigError, env_int, env_str, var_dir
@@ -95,12 +98,13 @@ def generated_password(path: Path) -> str:
     return path.read_text().strip()
 
 
-def open_signing(environ: Mapping[str, str], clock: Clock, crl_base_url: str) -> Signing:
-    """Keystore, PKI (bootstrapped: root, TSA, the agencies' CAs if missing) and engine."""
+def open_signing(environ: Mapping[str, str], clock: Clock, crl_base_url: str, database: Engine) -> Signing:
+    """Keystore, PKI on the service's database (bootstrapped: root, TSA, the agencies' CAs if
+    missing) and engine."""
     directory = state_dir()
     keystore = open_keystore(environ, directory)
     log.info(describe_keystore(keystore))
-    pki = Pki(keystore, directory, clock, crl_base_url=crl_base_url)
+    pki = Pki(keystore, directory, clock, crl_base_url=crl_base_url, database=database)
     result = bootstrap_pki(pki)
     log.info("PKI ready: " + result.summary(), extra={"state_dir": str(directory)})
     return Signing(pki, SignatureEngine(pki, clock), clock)
@@ -142,7 +146,7 @@ def main() -> None:
     runtime = start_runtime("signing", metadata, tables, [TOPIC])
     http_port = env_int("SIGNING_HTTP_PORT", DEFAULT_HTTP_PORT)
     crl_base_url = env_str("CITYDATA_CRL_BASE_URL", f"http://{runtime.settings.grpc_host}:{http_port}/crl")
-    signing = open_signing(os.environ, SystemClock(), crl_base_url)
+    signing = open_signing(os.environ, SystemClock(), crl_base_url, runtime.engine)
     host, _ = build_host(runtime, signing, http_port=http_port)
     host.run_until_signal()
     runtime.engine.dispose()

@@ -1,11 +1,13 @@
 """Create the city's root CA, time-stamping unit and one issuing CA per agency, if missing.
 
-    python -m services.signing.bootstrap --state-dir var/signing [--agencies SXD,STP]
+    python -m services.signing.bootstrap --state-dir var/signing [--agencies SXD,STP] [--database-url URL]
 
 The agencies are those of the agency directory (kit/data/agencies.toml) with `signs = true`,
 unless --agencies names some of them; the signing service runs the same bootstrap at start-up.
 
-Idempotent: a second run creates nothing and says so. Keys go to the keystore chosen by the
+The PKI state goes to the signing database (--database-url, default SIGNING_DATABASE_URL as the
+service reads it), which the service's replicas share. Idempotent: a second run creates nothing
+and says so. Keys go to the keystore chosen by the
 environment (see services/signing/README.md); with --dev-softhsm and no PKCS#11 module
 configured, a SoftHSM2 token is created under <state-dir>/softhsm for local development.
 """
@@ -19,9 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from kit.agencies import directory
 from kit.clock import Clock, SystemClock
+from kit.config import load_settings
+from kit.db import make_engine
 from kit.errors import DomainError
+from kit.migrations import upgrade_to_head
 from services.signing.crypto.keystore import (
     ENV_MODULE,
     Keystore,
@@ -31,6 +38,7 @@ from services.signing.crypto.keystore import (
 from services.signing.crypto.pki import DEFAULT_CRL_BASE_URL, TSA_ID, Pki
 from services.signing.crypto.softhsm import init_softhsm_token
 from services.signing.domain import ROOT_CA_ID, agency_ca_id, check_agency_code
+from services.signing.store import metadata
 
 DEV_TOKEN_LABEL = "citydata-dev"
 DEV_USER_PIN = "citydata-dev-pin"
@@ -100,9 +108,17 @@ def dev_environment(state_dir: Path, environ: Mapping[str, str]) -> dict[str, st
     return env
 
 
-def open_pki(state_dir: Path, environ: Mapping[str, str], clock: Clock, crl_base_url: str) -> tuple[Pki, Keystore]:
+def open_pki(
+    state_dir: Path, environ: Mapping[str, str], clock: Clock, crl_base_url: str, database: Engine
+) -> tuple[Pki, Keystore]:
     keystore = keystore_from_environment(environ, state_dir / "keys")
-    return Pki(keystore, state_dir, clock, crl_base_url=crl_base_url), keystore
+    return Pki(keystore, state_dir, clock, crl_base_url=crl_base_url, database=database), keystore
+
+
+def open_database(url: str) -> Engine:
+    engine = make_engine(url)
+    upgrade_to_head(engine, "signing", metadata)
+    return engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument(
         "--agencies", default="", help="comma-separated codes (default: every signing agency of the directory)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="the signing database (default: SIGNING_DATABASE_URL, else SQLite var/signing.db)",
     )
     parser.add_argument("--crl-base-url", default=os.environ.get("CITYDATA_CRL_BASE_URL", DEFAULT_CRL_BASE_URL))
     parser.add_argument(
@@ -123,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.dev_softhsm:
             environ = dev_environment(args.state_dir, environ)
-        pki, keystore = open_pki(args.state_dir, environ, SystemClock(), args.crl_base_url)
+        database = open_database(args.database_url or load_settings("signing").database_url)
+        pki, keystore = open_pki(args.state_dir, environ, SystemClock(), args.crl_base_url, database)
         print(describe_keystore(keystore))
         result = bootstrap_pki(pki, agencies)
     except DomainError as exc:

@@ -1,7 +1,10 @@
-"""The signing database: platform tables, an index of issued signer certificates, the audit log.
+"""The signing database: platform tables, the PKI's state, an index of issued signer
+certificates, the audit log.
 
-Keys and certificates themselves live in the keystore and the PKI state directory; the database
-holds what must be queried or proven: which certificates exist per agency (for listing) and the
+Private keys live in the keystore (PKCS#11 token or encrypted files), never here. The database
+holds everything else every replica must agree on: the certificate authorities, every certificate
+they issued and its revocation, each CA's current CRL and its number (the `pki_*` tables, used by
+`services.signing.crypto.pki`), which signer certificates exist per agency (for listing) and the
 hash-chained audit log of every issuance, revocation and signature.
 
 Appending to the audit log first updates the single chain-head row: that takes its row lock on
@@ -55,6 +58,44 @@ certificates = Table(
     Column("revocation_reason", String(32), nullable=True),
 )
 Index("ix_certificates_agency_serial", certificates.c.agency, certificates.c.serial)
+
+# --- PKI state, shared by every replica ----------------------------------------------------------
+
+pki_authorities = Table(
+    "pki_authorities",
+    metadata,
+    Column("ca_id", String(64), primary_key=True),  # root, tsa, agency-<code>
+    Column("serial", String(40), nullable=False),  # its certificate in pki_certificates
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+pki_certificates = Table(
+    "pki_certificates",
+    metadata,
+    # Random 119-bit serials (RFC 5280, CA/B BR: unpredictable); the key makes them unique across replicas.
+    Column("serial", String(40), primary_key=True),
+    Column("ca_id", String(64), nullable=False),  # the issuing CA (root issues itself)
+    Column("kind", String(16), nullable=False),
+    Column("key_label", String(100), nullable=False, unique=True),  # the key's name in the keystore
+    Column("der", LargeBinary, nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("revocation_reason", String(32), nullable=True),
+)
+Index("ix_pki_certificates_ca", pki_certificates.c.ca_id, pki_certificates.c.revoked_at)
+
+pki_crls = Table(
+    "pki_crls",
+    metadata,
+    Column("ca_id", String(64), primary_key=True),
+    # The row is locked while a CRL is re-signed: CRL numbers rise by one across replicas.
+    Column("number", BigInteger, nullable=False),
+    Column("this_update", UtcDateTime(), nullable=False),
+    # What the CRL was built from: re-sign when the CA has issued or revoked since.
+    Column("issued_count", BigInteger, nullable=False),
+    Column("revoked_count", BigInteger, nullable=False),
+    Column("der", LargeBinary, nullable=False),
+)
 
 audit_log = Table(
     "signing_audit",

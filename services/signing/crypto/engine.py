@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -50,8 +52,20 @@ from services.signing.domain import (
 T = TypeVar("T")
 
 
+# pyHanko hands each PKCS#11 call to the loop's default executor. asyncio.run() per signature
+# created a loop, an executor thread and a shutdown thread every time (profiled: a tenth of a
+# letter); each calling thread (gRPC's pool of workers, a benchmark) keeps one loop and one
+# executor thread instead. A loop closes its executor when it is collected with its thread.
+_LOOPS = threading.local()
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    loop: asyncio.AbstractEventLoop | None = getattr(_LOOPS, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="signing-token"))
+        _LOOPS.loop = loop
+    return loop.run_until_complete(coro)
 
 
 @dataclass(frozen=True)
@@ -60,17 +74,34 @@ class SignedPdf:
     field_name: str
 
 
+# A signature's CMS grows by a few bytes from one letter to the next (ECDSA integers, the
+# time-stamp's serial and nonce); pyHanko's own estimate keeps a 50% margin for the same reason.
+_RESERVE_MARGIN = 1.5
+
+
 class SignatureEngine:
+    """Signs and verifies. What repeats per letter is built once per certificate and kept:
+    the pyHanko signer (keyed by serial: a serial's key and certificate never change), the
+    time-stamping unit (keyed by the TSA certificate's serial) and the space a PAdES signature
+    needs. Revocation is read from the PKI on every call and evicts the certificate's signer."""
+
     def __init__(self, pki: Pki, clock: Clock) -> None:
         self.pki = pki
         self.clock = clock
+        self._lock = threading.Lock()
+        self._signers: dict[int, Signer] = {}
+        self._timestamper: tuple[int, InProcessTimeStamper] | None = None
+        self._reserved: dict[tuple[int, SignatureLevel], int] = {}
 
     # --- time-stamping -----------------------------------------------------------------
 
     def timestamper(self) -> InProcessTimeStamper:
         tsa = self.pki.tsa_record()
-        signer = self.pki.keystore.signer_for(tsa.key_label, tsa.certificate, self.pki.chain_for(tsa))
-        return InProcessTimeStamper(signer, self.clock)
+        with self._lock:  # built under the lock: it touches certificate objects shared by threads
+            if self._timestamper is None or self._timestamper[0] != tsa.serial:
+                signer = self.pki.keystore.signer_for(tsa.key_label, tsa.certificate, self.pki.chain_for(tsa))
+                self._timestamper = (tsa.serial, InProcessTimeStamper(_loaded(signer), self.clock))
+            return self._timestamper[1]
 
     async def async_time_stamp(self, request_der: bytes) -> bytes:
         """Answer a DER RFC 3161 TimeStampReq with a DER TimeStampResp (for a /tsa endpoint)."""
@@ -83,7 +114,8 @@ class SignatureEngine:
         return bytes(response.dump())
 
     def time_stamp(self, request_der: bytes) -> bytes:
-        return _run(self.async_time_stamp(request_der))
+        # Called from the HTTP endpoint's short-lived request threads: a loop of its own, closed after.
+        return asyncio.run(self.async_time_stamp(request_der))
 
     # --- CAdES -------------------------------------------------------------------------
 
@@ -153,7 +185,7 @@ class SignatureEngine:
         signer = self._signer(serial)
         try:
             writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-            existing = len(PdfFileReader(BytesIO(pdf), strict=False).embedded_signatures)
+            existing = len(writer.prev.embedded_signatures)  # the writer's reader: no second parse
         except (PdfError, ValueError) as exc:
             raise InvalidArgument([FieldViolation("pdf", f"not a readable PDF: {exc}")]) from None
         field_name = f"Signature{existing + 1}"
@@ -163,9 +195,30 @@ class SignatureEngine:
             subfilter=fields.SigSeedSubFilter.PADES,
             reason=reason,
         )
-        pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=self._timestamper_for(level))
-        output = await pdf_signer.async_sign_pdf(writer, output=BytesIO())
+        timestamper = self._timestamper_for(level)
+        reserved = await self._bytes_reserved(serial, signer, level, timestamper)
+        pdf_signer = signers.PdfSigner(metadata, signer=signer, timestamper=timestamper)
+        output = await pdf_signer.async_sign_pdf(writer, bytes_reserved=reserved, output=BytesIO())
         return SignedPdf(output.getvalue(), field_name)
+
+    async def _bytes_reserved(
+        self, serial: int, signer: Signer, level: SignatureLevel, timestamper: InProcessTimeStamper | None
+    ) -> int:
+        """Room for the signature in the PDF (hex, so twice its DER length), from one dry run per
+        certificate and level instead of one per letter (pyHanko's default)."""
+        key = (serial, level)
+        if key not in self._reserved:
+            dry = await signer.async_sign(
+                hashlib.sha256(b"").digest(),
+                "sha256",
+                use_pades=True,
+                dry_run=True,
+                timestamper=timestamper,
+                signed_attr_settings=PdfCMSSignedAttributes(signing_time=self.clock.now()),
+            )
+            needed = int(len(dry.dump()) * 2 * _RESERVE_MARGIN)
+            self._reserved[key] = needed + needed % 2
+        return self._reserved[key]
 
     def sign_pades(
         self, serial: int, pdf: bytes, level: SignatureLevel = SignatureLevel.B_T, reason: str | None = None
@@ -200,9 +253,24 @@ class SignatureEngine:
     # --- internals ---------------------------------------------------------------------
 
     def _signer(self, serial: int) -> Signer:
-        issued = self.pki.certificate(serial)
-        self._check_usable(issued)
-        return self.pki.keystore.signer_for(issued.key_label, issued.certificate, self.pki.chain_for(issued))
+        issued = self.pki.certificate(serial)  # read every time: another replica may have revoked it
+        try:
+            self._check_usable(issued)
+        except FailedPrecondition:
+            self._forget(serial)
+            raise
+        with self._lock:  # built under the lock: it touches certificate objects shared by threads
+            if serial not in self._signers:
+                chain = self.pki.chain_for(issued)
+                signer = self.pki.keystore.signer_for(issued.key_label, issued.certificate, chain)
+                self._signers[serial] = _loaded(signer)
+            return self._signers[serial]
+
+    def _forget(self, serial: int) -> None:
+        with self._lock:
+            self._signers.pop(serial, None)
+            for key in [key for key in self._reserved if key[0] == serial]:
+                del self._reserved[key]
 
     def _check_usable(self, issued: IssuedCertificate) -> None:
         if issued.kind not in SIGNER_KINDS:
@@ -228,6 +296,14 @@ class SignatureEngine:
             revocation_mode="hard-fail",
             moment=self.clock.now(),
         )
+
+
+def _loaded(signer: Signer) -> Signer:
+    """Load a PKCS#11 signer's key handle and certificates now, synchronously: pyHanko would
+    otherwise do it on first use under an asyncio.Event of that call's event loop, which a
+    signer shared by threads (each with its own loop) must not depend on."""
+    _ = signer.signing_cert, signer.cert_registry
+    return signer
 
 
 def _parse_signed_data(signature: bytes) -> cms.SignedData | None:

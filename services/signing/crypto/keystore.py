@@ -7,20 +7,23 @@ they ask for a public key, a raw signature (certificates, CRLs) or a pyHanko `Si
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import pkcs11
-from asn1crypto import algos, keys, x509
+from asn1crypto import algos, keys, tsp, x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
+from pyhanko.sign import attributes
+from pyhanko.sign.general import as_signing_certificate_v2
 from pyhanko.sign.pkcs11 import PKCS11Signer, select_pkcs11_signing_params
 from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import CertificateStore, SimpleCertificateStore
@@ -103,14 +106,49 @@ def _chain_store(chain: Sequence[x509.Certificate]) -> SimpleCertificateStore:
     return SimpleCertificateStore.from_certs(chain)
 
 
-class _ChainOnlyPkcs11Signer(PKCS11Signer):
+@functools.lru_cache(maxsize=4096)
+def _signing_certificate_v2_der(certificate_der: bytes) -> bytes:
+    return bytes(as_signing_certificate_v2(x509.Certificate.load(certificate_der)).dump())
+
+
+class _PreparedSigningCertificateV2(attributes.SigningCertificateV2Provider):
+    """The ESS signing-certificate-v2 attribute, a pure function of the certificate, built once.
+
+    Profiling showed pyHanko spending most of a signature (and of each time-stamp token) building
+    this value from Python objects and re-serialising it three times per CMS; a value loaded
+    from its DER serialises as-is. Each call gets its own object, so nothing shared is mutated."""
+
+    async def build_attr_value(self, dry_run: bool = False) -> tsp.SigningCertificateV2:
+        return tsp.SigningCertificateV2.load(_signing_certificate_v2_der(self.signing_cert.dump()))
+
+
+class _PreparedAttributesMixin:
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        providers: Iterable[Any] = super()._signed_attr_providers(*args, **kwargs)  # type: ignore[misc]
+        for provider in providers:
+            if type(provider) is attributes.SigningCertificateV2Provider:
+                yield _PreparedSigningCertificateV2(provider.signing_cert)
+            else:
+                yield provider
+
+
+class _PreparedSimpleSigner(_PreparedAttributesMixin, SimpleSigner):
+    pass
+
+
+class _ChainOnlyPkcs11Signer(_PreparedAttributesMixin, PKCS11Signer):
     """PKCS11Signer registers the signing certificate in its registry, and pyHanko then adds it to
     the CMS a second time; validators (EU DSS among them) expect each certificate once."""
 
+    _chain_only: CertificateStore | None = None
+
     @property
     def cert_registry(self) -> CertificateStore:
-        own = self.signing_cert.dump()
-        return SimpleCertificateStore.from_certs(c for c in super().cert_registry if c.dump() != own)
+        # Built once: pyHanko asks for it on every signature, and the chain of a signer never changes.
+        if self._chain_only is None:
+            own = self.signing_cert.dump()
+            self._chain_only = SimpleCertificateStore.from_certs(c for c in super().cert_registry if c.dump() != own)
+        return self._chain_only
 
 
 # python-pkcs11 loads one module per process and a token allows one login, so sessions are
@@ -283,7 +321,7 @@ class FileKeystore:
         return signer.sign_raw(data, digest_of(mechanism)), mechanism
 
     def signer_for(self, label: str, cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> Signer:
-        return SimpleSigner(
+        return _PreparedSimpleSigner(
             signing_cert=cert,
             signing_key=self._private_key_info(label),
             cert_registry=_chain_store(chain),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pkcs11
 import pytest
-from asn1crypto import cms, crl
+from asn1crypto import cms, crl, pem
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pkcs11 import Attribute
+from sqlalchemy import select
 
 from kit.clock import ManualClock
 from kit.errors import FailedPrecondition, InvalidArgument
@@ -28,6 +30,7 @@ from services.signing.crypto.keystore import (
 )
 from services.signing.crypto.pki import Pki
 from services.signing.domain import CertificateKind, Indication, KeyAlgorithm, RevocationReason
+from services.signing.store import pki_authorities, pki_certificates, pki_crls
 
 pytestmark = pytest.mark.softhsm
 
@@ -125,7 +128,7 @@ def test_issuing_a_certificate_publishes_a_crl_issued_after_its_not_before(pki: 
     clock.advance(timedelta(minutes=10))  # longer than notBefore is back-dated
 
     seal = pki.issue_signer_certificate("STP", "Sở Tư pháp", CertificateKind.SEAL)
-    published = crl.CertificateList.load((pki.state_dir / "crl" / "agency-stp.crl").read_bytes())
+    published = crl.CertificateList.load(pki.current_crl("agency-stp"))
     not_before = seal.certificate["tbs_certificate"]["validity"]["not_before"].native
 
     assert before["tbs_cert_list"]["this_update"].native < not_before
@@ -134,15 +137,23 @@ def test_issuing_a_certificate_publishes_a_crl_issued_after_its_not_before(pki: 
     assert pki.current_crl("agency-stp") == published.dump()  # served as published, not re-signed
 
 
+def _pki_state(pki: Pki) -> list[list[tuple[object, ...]]]:
+    with pki.database.connect() as connection:
+        return [
+            [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
+            for table in (pki_authorities, pki_certificates, pki_crls)
+        ]
+
+
 def test_bootstrap_twice_changes_nothing(pki: Pki) -> None:
-    state_file = pki.state_dir / "pki.json"
-    before = state_file.read_bytes()
+    before = _pki_state(pki)
 
     result = bootstrap_pki(pki, ["SXD", "STP"])
 
     assert not result.changed
     assert result.existing == ["root", "tsa", "agency-sxd", "agency-stp"]
-    assert state_file.read_bytes() == before
+    assert _pki_state(pki) == before
+    assert not (pki.state_dir / "pki.json").exists()  # the state is in the database, not a file
     with pytest.raises(InvalidArgument):
         bootstrap_pki(pki, ["sxd lowercase"])
 
@@ -158,6 +169,8 @@ def test_bootstrap_cli_is_idempotent(tmp_path: Path) -> None:
         "--agencies",
         "SXD,STP",
         "--dev-softhsm",
+        "--database-url",
+        f"sqlite:///{tmp_path / 'signing.db'}",
     ]
 
     first = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
@@ -229,3 +242,65 @@ def test_file_keystore_signatures_carry_each_certificate_once(tmp_path: Path, cl
 
     assert subjects(signed_data) == ["CityData Issuing CA SXD", "CityData Root CA", "File seal"]
     assert subjects(token) == ["CityData Root CA", "CityData Time-Stamping Unit"]
+
+
+def _write_state_file_of_earlier_versions(pki: Pki, state_dir: Path) -> None:
+    """pki.json and certs/<serial>.pem as the signing service wrote them before the database held them."""
+    with pki.database.connect() as connection:
+        cas = {row.ca_id: row.serial for row in connection.execute(select(pki_authorities))}
+        rows = connection.execute(select(pki_certificates)).all()
+        crls = {row.ca_id: row for row in connection.execute(select(pki_crls))}
+    records = {}
+    for row in rows:
+        (state_dir / "certs").mkdir(parents=True, exist_ok=True)
+        (state_dir / "certs" / f"{row.serial}.pem").write_bytes(pem.armor("CERTIFICATE", row.der))
+        records[row.serial] = {
+            "ca_id": row.ca_id,
+            "kind": row.kind,
+            "key_label": row.key_label,
+            "file": f"certs/{row.serial}.pem",
+        }
+        if row.revoked_at is not None:
+            records[row.serial] |= {
+                "revoked_at": row.revoked_at.isoformat(),
+                "revocation_reason": row.revocation_reason,
+            }
+    state = {
+        "version": 1,
+        "cas": cas,
+        "certificates": records,
+        "crls": {
+            ca: {"number": row.number, "this_update": row.this_update.isoformat(), "revoked": "", "issued": 0}
+            for ca, row in crls.items()
+        },
+    }
+    (state_dir / "pki.json").write_text(json.dumps(state), encoding="utf-8")
+
+
+def test_a_state_file_of_earlier_versions_is_imported_once(tmp_path: Path, clock: ManualClock) -> None:
+    keys = FileKeystore(tmp_path / "keys", "import-password")
+    old = Pki(keys, tmp_path / "old", clock)
+    bootstrap_pki(old, ["SXD"])
+    kept = old.issue_signer_certificate("SXD", "Kept seal", CertificateKind.SEAL)
+    gone = old.issue_signer_certificate("SXD", "Revoked seal", CertificateKind.SEAL)
+    old.revoke(gone.serial, RevocationReason.SUPERSEDED)
+    number_before = crl.CertificateList.load(old.current_crl("agency-sxd")).crl_number_value.native
+    state_dir = tmp_path / "install"
+    _write_state_file_of_earlier_versions(old, state_dir)
+
+    imported = Pki(keys, state_dir, clock)  # a fresh database next to the old state file
+    again = Pki(keys, state_dir, clock)  # a restart: nothing left to import
+    clock.advance(timedelta(seconds=1))
+    next_crl = crl.CertificateList.load(imported.current_crl("agency-sxd"))
+    engine = SignatureEngine(imported, clock)
+
+    assert imported.root_certificate().dump() == old.root_certificate().dump()
+    assert imported.certificate(gone.serial).revoked_at is not None
+    assert next_crl.crl_number_value.native > number_before
+    assert gone.serial in _crl_serials(next_crl.dump())
+    assert (
+        engine.verify_cades(engine.sign_cades(kept.serial, b"letter"), content=b"letter").indication
+        is Indication.TOTAL_PASSED
+    )
+    assert not bootstrap_pki(again, ["SXD"]).changed
+    assert not (state_dir / "pki.json").exists() and (state_dir / "pki.json.imported").exists()
