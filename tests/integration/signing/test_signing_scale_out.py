@@ -32,7 +32,6 @@ from kit.clock import ManualClock
 from kit.config import REPO_ROOT
 from kit.kafka import ensure_topics
 from kit.runtime import ServiceRuntime, start_runtime
-from kit.scratch import scratch_database
 from kit.service_identity import ENV_KEY_FILE, asserting_channel, generated_key
 from services.signing.__main__ import Signing, build_host
 from services.signing.api import AGENCY_METADATA, TOPIC
@@ -45,6 +44,7 @@ from services.signing.store import metadata as store_metadata
 from services.signing.store import tables as store_tables
 from tests.integration.signing.test_signing_pades import _pdfsig, _small_pdf
 from tests.support.net import free_port
+from tools.scratch import scratch_database
 
 pytestmark = [pytest.mark.openssl, pytest.mark.pdfsig, pytest.mark.nss]
 
