@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from citydata.v1 import registry_pb2, registry_pb2_grpc
+from citydata.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from citydata.v1 import tasks_pb2 as pb
 from sqlalchemy import text
 
@@ -68,7 +68,7 @@ def test_a_plan_misses_a_deadline_and_the_gateway_kpis_move(platform: FollowUpPl
     stub = platform.stub
     issued = issue_plan(platform)
     plan_id = issued.directive.directive_id
-    first, second, third = issued.tasks
+    first, second, _third = issued.tasks
 
     stub.ReportTaskProgress(
         pb.ReportTaskProgressRequest(task_id=first.task_id, reported_by="SXD", percent=40, text="40 %"),
@@ -156,16 +156,16 @@ def test_a_plan_misses_a_deadline_and_the_gateway_kpis_move(platform: FollowUpPl
     assert ("SXD", "ReportTaskProgress", "OK") in audited and ("UBND-TP", "DecideTaskExtension", "OK") in audited
 
 
-def register_citizen(platform: FollowUpPlatform, national_id: str, name: str) -> str:
+def register_citizen(platform: FollowUpPlatform, national_id: str, name: str, born: str) -> str:
     stub = registry_pb2_grpc.RegistryServiceStub(platform.gateway.channel)
     return stub.RegisterCitizen(
         registry_pb2.RegisterCitizenRequest(
-            citizen=registry_pb2.Citizen(
+            citizen=registry_pb2.CitizenInput(
                 national_id=national_id,
                 full_name=name,
-                date_of_birth="1985-04-12",
+                date_of_birth=born,
                 gender=registry_pb2.GENDER_FEMALE,
-                address=registry_pb2.Address(province_code="079", ward_code="26734", street="12 Lê Lợi"),
+                address=common_pb2.Address(province_code="079", ward_code="26734", street="12 Lê Lợi"),
             ),
             idempotency_key=str(uuid.uuid4()),
         ),
@@ -177,8 +177,8 @@ def register_citizen(platform: FollowUpPlatform, national_id: str, name: str) ->
 def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: FollowUpPlatform) -> None:
     stub = platform.stub
     mine, theirs = "079185004321", "079190008765"
-    register_citizen(platform, mine, "Trần Thị Bình")
-    register_citizen(platform, theirs, "Lê Văn Cường")
+    register_citizen(platform, mine, "Trần Thị Bình", "1985-04-12")
+    register_citizen(platform, theirs, "Lê Thị Cúc", "1990-09-02")
 
     petition = stub.ReceivePetition(
         pb.ReceivePetitionRequest(
@@ -274,7 +274,7 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
         pb.PETITION_KIND_FEEDBACK: (1, 0, 0, 1, 1),
     }
     own = stub.GetPetitionKpis(pb.GetPetitionKpisRequest(agency="SXD"), metadata=auth("tok-sxd"), timeout=10)
-    assert list(platform.follow_up(agency="SXD").petitions) == list(own.rows)
+    assert list(platform.follow_up(agency="SXD").petitions) == sorted(own.rows, key=lambda row: row.kind)
     # the portal's reads are audited under the citizen's CCCD ("who looked at my data")
     assert mine in audit_subjects(platform, "national_id")
 
