@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import grpc
@@ -17,12 +17,9 @@ from citydata.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from citydata.v1 import tasks_pb2 as pb
 from sqlalchemy import text
 
-from kit.deadlines import LOCAL_TIME
-from tests.integration.gateway.follow_up_harness import FollowUpPlatform, auth, running_follow_up_platform
+from tests.integration.gateway.follow_up_harness import START, FollowUpPlatform, auth, running_follow_up_platform
 from tests.integration.gateway.readmodel_harness import wait_until
 from tests.integration.tasks.tasks_harness import TopicWatch, types_of
-
-START = datetime(2026, 3, 2, 9, 0, tzinfo=LOCAL_TIME)  # Mon 2 March 2026, 09:00 in Ho Chi Minh City
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 from citydata.v1 import gateway_pb2, tasks_pb2_grpc
 
 from kit.config import REPO_ROOT
+from kit.deadlines import LOCAL_TIME
 from services.tasks.clients.registry import RegistrySenders
 from tests.integration.gateway.readmodel_harness import (
     ReadModelGateway,
@@ -27,6 +28,7 @@ from tests.integration.gateway.readmodel_harness import (
 )
 from tests.integration.tasks.tasks_harness import RunningTasksService, start_tasks_service
 
+START = datetime(2026, 3, 2, 9, 0, tzinfo=LOCAL_TIME)  # Mon 2 March 2026, 09:00 in Ho Chi Minh City
 SHIPPED_POLICY = REPO_ROOT / "deploy" / "gateway" / "policy.toml"
 TOKENS = {
     "tok-ubnd": "UBND-TP",  # issues plans and directives, decides on completion and extensions
