@@ -17,6 +17,7 @@ from citydata.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 from citydata.v1 import tasks_pb2 as pb
 from sqlalchemy import text
 
+from kit.grpc_errors import violations_of
 from tests.integration.gateway.follow_up_harness import START, FollowUpPlatform, auth, running_follow_up_platform
 from tests.integration.gateway.readmodel_harness import wait_until
 from tests.integration.tasks.tasks_harness import TopicWatch, types_of
@@ -148,6 +149,12 @@ def test_a_plan_misses_a_deadline_and_the_gateway_kpis_move(platform: FollowUpPl
     with pytest.raises(grpc.RpcError) as caught:
         platform.follow_up(token="tok-sxd")
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Bad filters: INVALID_ARGUMENT naming the bad field, not an empty answer.
+    for bad, field in (({"petition_kind": 99}, "petition_kind"), ({"agency": "X" * 200}, "agency")):
+        with pytest.raises(grpc.RpcError) as caught:
+            platform.follow_up(**bad)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert [name for name, _ in violations_of(caught.value)] == [field]
     audited = audit_rows(platform)
     assert ("SXD", "GetFollowUpKpis", "PERMISSION_DENIED") in audited
     assert ("SXD", "ReportTaskProgress", "OK") in audited and ("UBND-TP", "DecideTaskExtension", "OK") in audited
