@@ -97,6 +97,10 @@ def test_a_plan_misses_a_deadline_and_the_gateway_kpis_move(platform: FollowUpPl
     platform.tasks.clock.set(first.due_at.ToDatetime(tzinfo=UTC) + timedelta(seconds=1))
     events = watch.wait_for([first.task_id], lambda seen: "task.overdue" in types_of(seen, first.task_id))
     assert types_of(events, first.task_id) == ["task.assigned", "task.progress_reported", "task.overdue"]
+    # the lead agency sees it on its task through the gateway
+    seen = stub.GetTask(pb.GetTaskRequest(task_id=first.task_id), metadata=auth("tok-sxd"), timeout=10)
+    assert seen.task.overdue and seen.task.missed_deadlines == 1
+    assert [h.action for h in seen.history][-1] == "DEADLINE_MISSED"
 
     def sxd_overdue() -> pb.GetFollowUpKpisResponse | None:
         kpis = platform.follow_up(directive_id=plan_id)
