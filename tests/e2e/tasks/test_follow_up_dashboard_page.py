@@ -17,7 +17,13 @@ from citydata.v1 import tasks_pb2 as pb
 
 from kit.config import var_dir
 from tests.e2e.gateway.test_gateway_dashboard_page import chromium
-from tests.integration.gateway.follow_up_harness import START, FollowUpPlatform, auth, running_follow_up_platform
+from tests.integration.gateway.follow_up_harness import (
+    PETITIONS,
+    START,
+    FollowUpPlatform,
+    auth,
+    running_follow_up_platform,
+)
 from tests.integration.gateway.readmodel_harness import wait_until
 
 SCREENSHOT = var_dir() / "gateway-dashboard-follow-up.png"
@@ -103,11 +109,11 @@ def press_petition(platform: FollowUpPlatform, kind: int, agency: str) -> pb.Pet
             subject="Phản ánh của báo chí",
             receiving_agency=agency,
         ),
-        metadata=auth("tok-portal"),
+        metadata=auth("tok-portal", PETITIONS),
         timeout=10,
     ).petition
     return platform.stub.AcceptPetition(
-        pb.AcceptPetitionRequest(petition_id=petition.petition_id), metadata=auth("tok-sxd"), timeout=10
+        pb.AcceptPetitionRequest(petition_id=petition.petition_id), metadata=auth("tok-sxd", PETITIONS), timeout=10
     ).petition
 
 
@@ -156,7 +162,7 @@ def scenario(platform: FollowUpPlatform) -> Scenario:
         pb.AnswerPetitionRequest(
             petition_id=complaint.petition_id, summary="Đã trả lời", document=pb.AttachmentRef(uri="eoffice://sxd/1")
         ),
-        metadata=auth("tok-sxd"),
+        metadata=auth("tok-sxd", PETITIONS),
         timeout=10,
     )
     # past the directive's task deadline and the feedback's: the watcher marks both overdue

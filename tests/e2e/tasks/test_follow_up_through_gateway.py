@@ -18,7 +18,13 @@ from citydata.v1 import tasks_pb2 as pb
 from sqlalchemy import text
 
 from kit.grpc_errors import violations_of
-from tests.integration.gateway.follow_up_harness import START, FollowUpPlatform, auth, running_follow_up_platform
+from tests.integration.gateway.follow_up_harness import (
+    PETITIONS,
+    START,
+    FollowUpPlatform,
+    auth,
+    running_follow_up_platform,
+)
 from tests.integration.gateway.readmodel_harness import wait_until
 from tests.integration.tasks.tasks_harness import TopicWatch, types_of
 
@@ -164,6 +170,9 @@ def test_a_plan_misses_a_deadline_and_the_gateway_kpis_move(platform: FollowUpPl
     assert ("SXD", "ReportTaskProgress", "OK") in audited and ("UBND-TP", "DecideTaskExtension", "OK") in audited
 
 
+CONTACT = "binh.tran@example.vn"
+
+
 def register_citizen(platform: FollowUpPlatform, national_id: str, name: str, born: str) -> str:
     stub = registry_pb2_grpc.RegistryServiceStub(platform.gateway.channel)
     return stub.RegisterCitizen(
@@ -191,12 +200,12 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
     petition = stub.ReceivePetition(
         pb.ReceivePetitionRequest(
             kind=pb.PETITION_KIND_COMPLAINT,
-            sender=pb.PetitionSender(kind=pb.PETITION_SENDER_KIND_CITIZEN, national_id=mine),
+            sender=pb.PetitionSender(kind=pb.PETITION_SENDER_KIND_CITIZEN, national_id=mine, contact=CONTACT),
             subject="Khiếu nại về việc cấp phép xây dựng",
             receiving_agency="TTPVHCC",
             idempotency_key=str(uuid.uuid4()),
         ),
-        metadata=auth("tok-portal"),
+        metadata=auth("tok-portal", PETITIONS),
         timeout=10,
     ).petition
     assert petition.sender.registry_id  # the CCCD was checked against the registry
@@ -207,7 +216,7 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
             subject="Phản ánh về thời gian xử lý",
             receiving_agency="SXD",
         ),
-        metadata=auth("tok-portal"),
+        metadata=auth("tok-portal", PETITIONS),
         timeout=10,
     ).petition
     with pytest.raises(grpc.RpcError) as caught:  # a CCCD the registry does not know
@@ -218,7 +227,7 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
                 subject="x",
                 receiving_agency="SXD",
             ),
-            metadata=auth("tok-portal"),
+            metadata=auth("tok-portal", PETITIONS),
             timeout=10,
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -228,11 +237,11 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
         pb.TransferPetitionRequest(
             petition_id=petition.petition_id, to_agency="SXD", reason="Thuộc thẩm quyền Sở Xây dựng"
         ),
-        metadata=auth("tok-tt-hcc"),
+        metadata=auth("tok-tt-hcc", PETITIONS),
         timeout=10,
     )
     accepted = stub.AcceptPetition(
-        pb.AcceptPetitionRequest(petition_id=petition.petition_id), metadata=auth("tok-sxd"), timeout=10
+        pb.AcceptPetitionRequest(petition_id=petition.petition_id), metadata=auth("tok-sxd", PETITIONS), timeout=10
     ).petition
     assert accepted.due_at.ToDatetime(tzinfo=UTC) > START  # 30 calendar days (Law on Complaints, art. 28)
     platform.tasks.clock.advance(timedelta(days=3))
@@ -242,33 +251,48 @@ def test_a_citizens_petition_is_routed_answered_and_found_by_cccd(platform: Foll
             summary="Giữ nguyên quyết định cấp phép",
             document=pb.AttachmentRef(uri="eoffice://sxd/qd-77", title="Quyết định giải quyết khiếu nại"),
         ),
-        metadata=auth("tok-sxd"),
+        metadata=auth("tok-sxd", PETITIONS),
         timeout=10,
     )
 
     # The citizen, on the portal, by CCCD: their petition, answered on time; not the other citizen's.
     found = stub.ListCitizenPetitions(
-        pb.ListCitizenPetitionsRequest(national_id=mine), metadata=auth("tok-portal"), timeout=10
+        pb.ListCitizenPetitionsRequest(national_id=mine), metadata=auth("tok-portal", PETITIONS), timeout=10
     ).petitions
     assert [(p.petition_id, p.state, p.handling_agency, p.on_time) for p in found] == [
         (petition.petition_id, pb.PETITION_STATE_ANSWERED, "SXD", True)
     ]
     assert found[0].answer_document.uri == "eoffice://sxd/qd-77"
+    assert found[0].sender.contact == CONTACT  # the citizen sees the contact they gave
     assert other.petition_id not in {p.petition_id for p in found}
+    # The sender is personal data: a petition call without a purpose is refused (and audited) ...
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListCitizenPetitions(
+            pb.ListCitizenPetitionsRequest(national_id=mine), metadata=auth("tok-portal"), timeout=10
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED and "purpose" in (caught.value.details() or "")
+    # ... and the issuer sees who sent it but not how to reach them (its field groups: identity only).
+    supervised, call = stub.GetPetition.with_call(
+        pb.GetPetitionRequest(petition_id=petition.petition_id), metadata=auth("tok-ubnd", PETITIONS), timeout=10
+    )
+    assert supervised.petition.sender.national_id == mine and supervised.petition.sender.contact == ""
+    assert ("x-citydata-withheld-groups", "address,contact,representative") in call.trailing_metadata()
     # The portal cannot fetch a petition by id (whoever's it is): only the citizen's own list.
     with pytest.raises(grpc.RpcError) as caught:
-        stub.GetPetition(pb.GetPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-portal"), timeout=10)
+        stub.GetPetition(
+            pb.GetPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-portal", PETITIONS), timeout=10
+        )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     # Nor may an agency act on a petition another agency handles.
     with pytest.raises(grpc.RpcError) as caught:
         stub.AcceptPetition(
-            pb.AcceptPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-tt-hcc"), timeout=10
+            pb.AcceptPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-tt-hcc", PETITIONS), timeout=10
         )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # The feedback accepted and left unanswered past its deadline: the KPIs show it overdue.
     accepted_other = stub.AcceptPetition(
-        pb.AcceptPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-sxd"), timeout=10
+        pb.AcceptPetitionRequest(petition_id=other.petition_id), metadata=auth("tok-sxd", PETITIONS), timeout=10
     ).petition
     platform.tasks.clock.set(accepted_other.due_at.ToDatetime(tzinfo=UTC) + timedelta(seconds=1))
 

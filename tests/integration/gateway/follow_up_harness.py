@@ -39,6 +39,7 @@ TOKENS = {
     "tok-dashboard": "TTDH",  # the operations centre's dashboard: read-only KPIs
     "tok-register": "TTCDS",  # the owner of the register
 }
+PETITIONS = "PETITION_HANDLING"  # the purpose petition calls declare: they return the sender (personal data)
 UNUSED_ADDRESS = "127.0.0.1:9"  # no dossier service here: no dossier KPIs, no procedure lookups
 
 

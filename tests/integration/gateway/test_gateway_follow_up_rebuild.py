@@ -15,7 +15,13 @@ from citydata.v1 import tasks_pb2 as pb
 
 from services.gateway import store
 from services.gateway.rebuild_cli import main
-from tests.integration.gateway.follow_up_harness import START, FollowUpPlatform, auth, running_follow_up_platform
+from tests.integration.gateway.follow_up_harness import (
+    PETITIONS,
+    START,
+    FollowUpPlatform,
+    auth,
+    running_follow_up_platform,
+)
 from tests.integration.gateway.readmodel_harness import wait_until
 
 
@@ -44,7 +50,7 @@ def play(platform: FollowUpPlatform) -> str:
     task = issued.tasks[0]
     platform.tasks.clock.set(task.due_at.ToDatetime(tzinfo=UTC) + timedelta(seconds=1))
     wait_until(lambda: platform.follow_up().slow_directives, what="the missed deadline in the read model")
-    sxd, ubnd = auth("tok-sxd"), auth("tok-ubnd")
+    sxd, ubnd = auth("tok-sxd", PETITIONS), auth("tok-ubnd")
     stub.RequestTaskExtension(
         pb.RequestTaskExtensionRequest(task_id=task.task_id, requested_due_date="2026-04-30", reason="Chờ số liệu"),
         metadata=sxd,
@@ -66,12 +72,12 @@ def play(platform: FollowUpPlatform) -> str:
             subject="Tố cáo vi phạm trật tự xây dựng",
             receiving_agency="TTPVHCC",
         ),
-        metadata=auth("tok-tt-hcc"),
+        metadata=auth("tok-tt-hcc", PETITIONS),
         timeout=10,
     ).petition
     stub.TransferPetition(
         pb.TransferPetitionRequest(petition_id=petition.petition_id, to_agency="SXD", reason="Thẩm quyền"),
-        metadata=auth("tok-tt-hcc"),
+        metadata=auth("tok-tt-hcc", PETITIONS),
         timeout=10,
     )
     stub.AcceptPetition(pb.AcceptPetitionRequest(petition_id=petition.petition_id), metadata=sxd, timeout=10)
