@@ -70,7 +70,11 @@ class Admission:
     purpose: str
     policy: Policy
     grant: AgencyGrant
-    personal: bool
+    personal_types: frozenset[str]  # the personal message types the response can hold
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.personal_types)
 
     def visible_fields(self, message_type: str) -> frozenset[str] | None:
         return self.policy.visible_fields(self.grant, message_type)
@@ -80,7 +84,8 @@ class Admission:
         return ((AGENCY_HEADER, self.agency), *purpose)
 
     def withheld_metadata(self) -> tuple[tuple[str, str], ...]:
-        withheld = self.policy.withheld_groups(self.grant) if self.personal else []
+        # only the groups of what this response can hold: a citizen profile does not list petition groups
+        withheld = self.policy.withheld_groups(self.grant, self.personal_types) if self.personal else []
         return ((WITHHELD_HEADER, ",".join(withheld)),) if withheld else ()
 
 
@@ -88,6 +93,15 @@ class Admission:
 def returns_personal_data(response_type: str, personal_types: frozenset[str]) -> bool:
     descriptor = descriptor_pool.Default().FindMessageTypeByName(response_type)
     return reaches_any(descriptor, personal_types)
+
+
+@lru_cache(maxsize=4096)
+def personal_types_in(response_type: str, personal_types: frozenset[str]) -> frozenset[str]:
+    """The personal message types a response of `response_type` can hold, at any depth."""
+    if not returns_personal_data(response_type, personal_types):
+        return frozenset()
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(response_type)
+    return frozenset(t for t in personal_types if reaches_any(descriptor, frozenset({t})))
 
 
 @dataclass
@@ -155,11 +169,12 @@ class Gatekeeper:
         # Refused calls spend tokens too, so probing for rights is rate-limited like everything else.
         self.limiter.acquire(caller.agency, policy.rate_limit_of(caller.agency))
         grant = policy.authorize(caller.agency, right)
-        personal = returns_personal_data(response_type, policy.personal_message_types)
+        personal_types = personal_types_in(response_type, policy.personal_message_types)
+        personal = bool(personal_types)
         declared = _metadata_value(context, PURPOSE_HEADER)
         call.purpose = declared
         purpose = policy.check_purpose(grant, declared) if personal else declared
-        return Admission(caller.agency, purpose, policy, grant, personal)
+        return Admission(caller.agency, purpose, policy, grant, personal_types)
 
     def unary(
         self,

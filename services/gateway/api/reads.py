@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
 from kit.errors import FieldViolation, InvalidArgument, NotFound
+from services.gateway.api.follow_up_reads import follow_up_kpis
 from services.gateway.consumers import ReadModel
 from services.gateway.domain.kpi import (
     Dimension,
@@ -21,6 +22,7 @@ from services.gateway.domain.kpi import (
     parse_day,
     total,
 )
+from services.gateway.readmodel.follow_up_queries import FollowUpQueries
 from services.gateway.readmodel.queries import DossierRow, KpiGroup, SignedDocumentRow
 
 DIMENSIONS = {
@@ -52,6 +54,7 @@ class ReadModelReads:
         self.sessions = sessions
         self.read_model = read_model
         self.queries = read_model.queries
+        self.follow_up = FollowUpQueries(read_model.queries.t)
 
     def citizen_profile(self, request: gateway_pb2.GetCitizenProfileRequest) -> gateway_pb2.GetCitizenProfileResponse:
         which = request.WhichOneof("subject")
@@ -91,6 +94,13 @@ class ReadModelReads:
             rows=[kpi_row_pb(group) for group in groups],
             total=counts_pb(total(group.counts for group in groups)),
         )
+
+    def follow_up_kpis(self, request: gateway_pb2.GetFollowUpKpisRequest) -> gateway_pb2.GetFollowUpKpisResponse:
+        with self.sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # one snapshot for the three reads, so the slow list and the counts agree
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            return follow_up_kpis(session, self.follow_up, request)
 
     def status(self) -> gateway_pb2.GetReadModelStatusResponse:
         return gateway_pb2.GetReadModelStatusResponse(

@@ -119,6 +119,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             lambda _admission, _call: self._reads().dossier_kpis(request),
         )
 
+    def GetFollowUpKpis(  # noqa: N802
+        self, request: gateway_pb2.GetFollowUpKpisRequest, context: grpc.ServicerContext
+    ) -> gateway_pb2.GetFollowUpKpisResponse:
+        return self.gate.unary(
+            context,
+            f"{SERVICE}/GetFollowUpKpis",
+            "citydata.v1.GetFollowUpKpisResponse",
+            lambda _admission, _call: self._reads().follow_up_kpis(request),
+        )
+
     def GetReadModelStatus(  # noqa: N802
         self, request: gateway_pb2.GetReadModelStatusRequest, context: grpc.ServicerContext
     ) -> gateway_pb2.GetReadModelStatusResponse:

@@ -91,8 +91,11 @@ class Policy:
             visible |= groups.get(name, frozenset())
         return frozenset(visible)
 
-    def withheld_groups(self, grant: AgencyGrant) -> list[str]:
-        every_group = {name for groups in self.field_groups.values() for name in groups} - {UNRESTRICTED_GROUP}
+    def withheld_groups(self, grant: AgencyGrant, message_types: Collection[str] | None = None) -> list[str]:
+        """The groups the agency does not hold, of `message_types` (a response's personal types)
+        or of every classified type when None."""
+        types = self.field_groups.keys() if message_types is None else message_types
+        every_group = {name for t in types for name in self.field_groups.get(t, {})} - {UNRESTRICTED_GROUP}
         return sorted(every_group - grant.field_groups)
 
 

@@ -162,6 +162,23 @@ def openapi_document() -> dict[str, Any]:
                 _query("page_token", "from the previous page"),
             ],
         ),
+        "/v1/follow-up/kpis": _operation(
+            "Directive follow-up and petition KPIs: tasks done / total per plan and agency, petitions "
+            "per agency and kind, directives slow to implement",
+            "GetFollowUpKpis",
+            m.GetFollowUpKpisResponse.DESCRIPTOR,
+            components,
+            [
+                _query("directive_id", "only this directive or plan"),
+                _query("agency", "only this agency (tasks it leads, petitions it handles)"),
+                _query(
+                    "petition_kind",
+                    "only petitions of this kind (the PetitionKind names are accepted too)",
+                    type="string",
+                    enum=["feedback", "complaint", "denunciation"],
+                ),
+            ],
+        ),
         "/v1/read-model/status": _operation(
             "How far the read model is behind",
             "GetReadModelStatus",

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
-from citydata.v1 import dossier_pb2, gateway_pb2
+from citydata.v1 import dossier_pb2, gateway_pb2, tasks_pb2
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from google.protobuf import json_format
@@ -168,6 +168,30 @@ def data_access(s: GatewayServicer, m: re.Match[str], q: dict[str, str], c: Http
     return s.ListDataAccess(request, c)  # type: ignore[arg-type]
 
 
+def petition_kind(raw: str) -> int:
+    """`complaint`, `PETITION_KIND_COMPLAINT` (case-insensitive, prefix optional); "" for every kind."""
+    if not raw:
+        return tasks_pb2.PETITION_KIND_UNSPECIFIED
+    name = raw.strip().upper()
+    name = name if name.startswith("PETITION_KIND_") else "PETITION_KIND_" + name
+    try:
+        kind = tasks_pb2.PetitionKind.Value(name)
+    except ValueError:
+        kind = tasks_pb2.PETITION_KIND_UNSPECIFIED
+    if kind == tasks_pb2.PETITION_KIND_UNSPECIFIED:
+        raise InvalidArgument([FieldViolation("petition_kind", "feedback, complaint or denunciation")])
+    return kind
+
+
+def follow_up_kpis(s: GatewayServicer, m: re.Match[str], q: dict[str, str], c: HttpCallContext) -> Message:
+    request = gateway_pb2.GetFollowUpKpisRequest(
+        directive_id=q.get("directive_id", ""),
+        agency=q.get("agency", ""),
+        petition_kind=petition_kind(q.get("petition_kind", "")),  # type: ignore[arg-type]
+    )
+    return s.GetFollowUpKpis(request, c)  # type: ignore[arg-type]
+
+
 def read_model_status(s: GatewayServicer, m: re.Match[str], q: dict[str, str], c: HttpCallContext) -> Message:
     return s.GetReadModelStatus(gateway_pb2.GetReadModelStatusRequest(), c)  # type: ignore[arg-type]
 
@@ -177,6 +201,7 @@ ROUTES = (
     JsonRoute(re.compile(r"^/v1/businesses/(?P<id>[^/]+)/profile$"), business_profile),
     JsonRoute(re.compile(r"^/v1/kpis$"), kpis),
     JsonRoute(re.compile(r"^/v1/data-access$"), data_access),
+    JsonRoute(re.compile(r"^/v1/follow-up/kpis$"), follow_up_kpis),
     JsonRoute(re.compile(r"^/v1/read-model/status$"), read_model_status),
 )
 

@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session
 
 from kit.events import InboundEvent
 from services.gateway.domain.kpi import local_day, period_keys
+from services.gateway.readmodel.follow_up import FOLLOW_UP_EVENTS, TASKS_TOPIC, FollowUpProjection
 from services.gateway.readmodel.tables import KPI_COUNTERS, ReadModelTables
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 REGISTRY_TOPIC = "citydata.registry.v1"
 DOSSIER_TOPIC = "citydata.dossier.v1"
 SIGNING_TOPIC = "citydata.signing.v1"
-TOPICS = [REGISTRY_TOPIC, DOSSIER_TOPIC, SIGNING_TOPIC]
+TOPICS = [REGISTRY_TOPIC, DOSSIER_TOPIC, SIGNING_TOPIC, TASKS_TOPIC]
 
 APOLOGY_ISSUED = "dossier.apology_issued"
 IMPORTED = "dossier.imported"
@@ -318,6 +319,7 @@ class Projection:
     def __init__(self, tables: ReadModelTables) -> None:
         self.t = tables
         self._upserts = _upserts(tables)
+        self.follow_up = FollowUpProjection(tables, lambda table: self._upserts[table.name])
         self._handlers: dict[str, Handler] = {
             "citizen.registered": self._citizen,
             "citizen.updated": self._citizen,
@@ -339,17 +341,22 @@ class Projection:
     def handle_batch(self, session: Session, events: Sequence[InboundEvent]) -> None:
         """Folds `events` (each partition's in order; partitions may interleave) in memory, then
         writes the result."""
-        relevant = [event for event in events if event.type in self._handlers]
+        relevant = [event for event in events if event.type in self._handlers or event.type in FOLLOW_UP_EVENTS]
         if not relevant:
             return  # other facts of these topics (certificates, …) are not part of the read model
         ids = sorted({dossier_id for event in relevant if (dossier_id := _dossier_id_of(event))})
         fold = _Fold(
             self._load_dossiers(session, ids), lambda dossier_id: self._load_one(session, dossier_id), set(ids)
         )
+        follow_up: list[InboundEvent] = []
         for event in relevant:
-            self._handlers[event.type](fold, event)
+            if event.type in FOLLOW_UP_EVENTS:
+                follow_up.append(event)  # directives, tasks and petitions: their own fold
+            else:
+                self._handlers[event.type](fold, event)
             fold.note_position(event)
         self._write(session, fold)
+        self.follow_up.apply(session, follow_up)
 
     # --- reading what the batch builds on ---------------------------------------------------
 
@@ -531,6 +538,10 @@ def _upserts(t: ReadModelTables) -> dict[str, SetUpsert]:
         t.topic_positions.name: SetUpsert(
             t.topic_positions, ["topic", "partition"], {"events_applied": ADD, "last_event_time": REPLACE}
         ),
+        # directives never change once issued; tasks and petitions: the fold started from the stored row
+        t.directives.name: SetUpsert(t.directives, ["directive_id"]),
+        t.tasks.name: SetUpsert(t.tasks, ["task_id"], replacing(t.tasks, "task_id")),
+        t.petitions.name: SetUpsert(t.petitions, ["petition_id"], replacing(t.petitions, "petition_id")),
     }
 
 

@@ -47,11 +47,23 @@ class ReadModelTables:
     topic_positions: Table
     procedures: Table
     origin: Table
+    directives: Table
+    tasks: Table
+    petitions: Table
 
     @property
     def derived(self) -> tuple[Table, ...]:
         """Tables built from events alone: what a rebuild recreates and compares."""
-        return (self.citizens, self.businesses, self.dossiers, self.signed_documents, self.kpi_daily)
+        return (
+            self.citizens,
+            self.businesses,
+            self.dossiers,
+            self.signed_documents,
+            self.kpi_daily,
+            self.directives,
+            self.tasks,
+            self.petitions,
+        )
 
     @property
     def rebuilt(self) -> tuple[Table, ...]:
@@ -148,6 +160,65 @@ def define_readmodel_tables(metadata: MetaData) -> ReadModelTables:
         Column("partition", Integer, primary_key=True, autoincrement=False),
         Column("start_offset", BigInteger, nullable=False),
     )
+    directives, tasks, petitions = define_follow_up_tables(metadata)
     return ReadModelTables(
-        citizens, businesses, dossiers, signed_documents, kpi_daily, topic_positions, procedures, origin
+        citizens,
+        businesses,
+        dossiers,
+        signed_documents,
+        kpi_daily,
+        topic_positions,
+        procedures,
+        origin,
+        directives,
+        tasks,
+        petitions,
     )
+
+
+def define_follow_up_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
+    """Directive follow-up and petitions, from `citydata.tasks.v1`: each directive, task and
+    petition with its latest facts; the KPIs are GROUP BYs over them at read time (a city has
+    thousands of tasks and petitions a year, not millions)."""
+    directives = Table(
+        "rm_directives",
+        metadata,
+        Column("directive_id", String(64), primary_key=True),
+        Column("kind", Integer, nullable=False),  # citydata.v1.DirectiveKind number
+        Column("number", String(64), nullable=False),
+        Column("issued_on", String(10), nullable=False),
+        Column("issuer_agency", String(32), nullable=False),
+        Column("summary", String(2000), nullable=False),
+        Column("plan_year", Integer, nullable=False),
+        Column("create_time", UtcDateTime(), nullable=True),
+    )
+    tasks = Table(
+        "rm_tasks",
+        metadata,
+        Column("task_id", String(64), primary_key=True),
+        Column("directive_id", String(64), nullable=False, index=True),
+        Column("lead_agency", String(32), nullable=False),
+        Column("issuer_agency", String(32), nullable=False),
+        Column("state", Integer, nullable=False),  # citydata.v1.TaskState number
+        # the first deadline, kept whatever the extensions: "on time" is measured against it
+        Column("original_due_at", UtcDateTime(), nullable=True),
+        Column("due_at", UtcDateTime(), nullable=True),
+        Column("missed_deadlines", Integer, nullable=False),
+        Column("extensions", Integer, nullable=False),
+        # the deadline in force has passed (task.overdue) and no extension has moved it since
+        Column("past_due", Boolean, nullable=False),
+        Column("on_time", Boolean, nullable=True),  # set when the issuer accepts the completion
+    )
+    petitions = Table(
+        "rm_petitions",
+        metadata,
+        Column("petition_id", String(64), primary_key=True),
+        Column("kind", Integer, nullable=False),  # citydata.v1.PetitionKind number
+        Column("handling_agency", String(32), nullable=False, index=True),
+        Column("state", Integer, nullable=False),  # citydata.v1.PetitionState number
+        Column("received_at", UtcDateTime(), nullable=True),
+        Column("due_at", UtcDateTime(), nullable=True),
+        Column("missed_deadlines", Integer, nullable=False),
+        Column("on_time", Boolean, nullable=True),  # set when answered
+    )
+    return directives, tasks, petitions

@@ -151,6 +151,7 @@ def start_readmodel_gateway(
     dossier: str,
     policy: dict[str, Any] | None = None,
     tokens: dict[str, str] | None = None,
+    tasks: str = "",
 ) -> ReadModelGateway:
     engine = make_engine(database_url)
     upgrade_to_head(engine, "gateway", store.metadata)
@@ -165,6 +166,8 @@ def start_readmodel_gateway(
     workers = [read_model.worker(), ProcedureFacts(runtime, dossier, interval_seconds=0.3).worker()]
     options = GatewayOptions(policy_path, policy_check_seconds=0.0, dev_tokens=tokens_path)
     environ = {"REGISTRY_ADDRESS": registry, "DOSSIER_ADDRESS": dossier, "SIGNING_ADDRESS": dossier}
+    if tasks:
+        environ["TASKS_ADDRESS"] = tasks
     grpc_port = free_port()
     gateway = build_gateway(
         runtime,

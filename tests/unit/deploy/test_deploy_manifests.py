@@ -32,7 +32,7 @@ CONSUMED_TOPICS = {
     "registry": set(),
     "dossier": {"citydata.dossier.v1"},
     "signing": set(),
-    "gateway": set(OWN_TOPIC.values()),
+    "gateway": {*OWN_TOPIC.values(), "citydata.tasks.v1"},  # the tasks service is not deployed here yet
 }
 WRITING_OPERATIONS = {"Write", "All"}
 POWERFUL_OPERATIONS = {"All", "Create", "Delete", "Alter", "AlterConfigs", "ClusterAction"}

@@ -66,6 +66,16 @@ def test_an_agency_sees_unrestricted_fields_plus_its_groups_and_nothing_unclassi
     assert policy.withheld_groups(grant) == ["contact"]
 
 
+def test_the_withheld_groups_of_a_response_are_those_of_the_types_it_holds() -> None:
+    doc = document(field_groups=["identity"])
+    doc["field_groups"]["citydata.v1.PetitionSender"] = {"unrestricted": ["kind"], "sender_contact": ["contact"]}
+    policy = parse_policy(doc)
+    grant = policy.agencies["STP"]
+    assert policy.withheld_groups(grant) == ["contact", "sender_contact"]  # every classified type
+    assert policy.withheld_groups(grant, ["citydata.v1.Citizen"]) == ["contact"]
+    assert policy.withheld_groups(grant, ["citydata.v1.PetitionSender"]) == ["sender_contact"]
+
+
 @pytest.mark.parametrize(
     ("agency", "problem"),
     [
