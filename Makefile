@@ -19,7 +19,8 @@ DSS_VALIDATOR := tests/tools/dss-validator/target/dss-validator.jar
 DSS_VALIDATOR_SOURCES := tests/tools/dss-validator/pom.xml $(shell find tests/tools/dss-validator/src -type f 2>/dev/null)
 
 .PHONY: help prereqs install tools proto catalogue k8s hostile chaos soak infra-up infra-down run up down status test test-unit test-integration \
-        test-e2e lint fmt bench quarter chaos k8s compose-up compose-down clean dss-validator
+        test-e2e lint fmt bench quarter chaos k8s compose-up compose-down clean dss-validator \
+        docker-images test-docker docker-stop
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -126,11 +127,26 @@ quarter: install ## simulated Q1/2022 at QUARTER_SCALE (1.0) on a private Kafka+
 k8s: ## render and strictly validate the Kubernetes manifests (base + overlays), offline
 	@deploy/k8s/validate.sh
 
-compose-up: ## the whole platform on Docker Compose (needs a Docker engine), with a trace viewer on :16686
-	docker compose -f deploy/docker-compose.yml up -d --build --wait
+# The container path: our own Docker engine on its own socket unless DOCKER_HOST names another.
+DOCKER_HOST ?= unix:///run/citydata-docker/docker.sock
+export DOCKER_HOST
 
-compose-down: ## stop the Compose stack
-	docker compose -f deploy/docker-compose.yml down
+docker-images: install ## build the images (Debian base via debootstrap, PostgreSQL, Kafka, services); starts a Docker engine if none answers
+	deploy/docker/dockerd.sh start
+	deploy/docker/build-images.sh
+
+compose-up: docker-images ## the whole platform on Docker Compose, every container healthy (grpcurl examples: README)
+	deploy/docker/compose.sh up
+
+compose-down: ## stop the Compose stack and remove its containers, network and volumes
+	deploy/docker/compose.sh down
+
+test-docker: install tools docker-images ## the end-to-end suite against the Compose stack (pytest-docker starts and removes it)
+	set -a && . deploy/docker/local-images.env && set +a && \
+	  CITYDATA_TEST_INFRA=docker PATH="$(TOOLS):$$PATH" $(PY) -m pytest tests/e2e
+
+docker-stop: ## stop the Docker engine deploy/docker/dockerd.sh started (images stay cached)
+	deploy/docker/dockerd.sh stop
 
 clean: ## remove generated code and the venv (keeps var/ data)
 	rm -rf gen $(VENV)

@@ -7,6 +7,7 @@ the Compose stack in deploy/docker-compose.yml is started through pytest-docker 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,8 @@ from tools.scratch import scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 USE_DOCKER = os.environ.get("CITYDATA_TEST_INFRA") == "docker"
-
-if USE_DOCKER:
-    pytest_plugins = ["pytest_docker"]
+# pytest-docker registers itself through its entry point; its `docker_services` fixture is only
+# requested (below) when USE_DOCKER.
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -40,12 +40,32 @@ def docker_compose_file() -> str:
 
 
 @pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    """Compose v2 (`docker compose`) where the plugin is installed, else Debian's `docker-compose`."""
+    plugin = os.path.expanduser("~/.docker/cli-plugins/docker-compose")
+    has_plugin = os.path.exists(plugin) or os.path.exists("/usr/libexec/docker/cli-plugins/docker-compose")
+    return "docker compose" if has_plugin or not shutil.which("docker-compose") else "docker-compose"
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return "citydata-test"
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    """Images built here by deploy/docker/build-images.sh are used as they are; elsewhere the
+    services' image is built from deploy/Dockerfile and the rest pulled."""
+    return ["up -d"] if os.environ.get("CITYDATA_SERVICE_IMAGE", "").endswith(":local") else ["up --build -d"]
+
+
+@pytest.fixture(scope="session")
 def infra(request: pytest.FixtureRequest) -> dict[str, str]:
     """Addresses of Kafka and PostgreSQL; fails loudly (never skips) when they are not running."""
     if USE_DOCKER:
         services = request.getfixturevalue("docker_services")
         ip = request.getfixturevalue("docker_ip")
-        kafka_port = services.port_for("kafka", 9092)
+        kafka_port = services.port_for("kafka", 19092)  # the listener advertised to the host
         pg_port = services.port_for("postgres", 5432)
         services.wait_until_responsive(timeout=120, pause=1, check=lambda: _reachable(ip, kafka_port))
         services.wait_until_responsive(timeout=120, pause=1, check=lambda: _reachable(ip, pg_port))
