@@ -1,15 +1,15 @@
 """The gateway's own database: the hash-chained audit log and its subject index (SQLAlchemy Core).
 
-`audit_log` is append-only: rows are written once under the chain head's row lock, which hands
-out gap-free sequence numbers (an identity column would leave gaps on rollback, and gaps are how
-verification spots deleted rows). `audit_subjects` indexes rows by the citizens, businesses and
+`audit_log` is append-only: rows are written once, in batches, under the chain head's row lock,
+which hands out gap-free sequence numbers (an identity column would leave gaps on rollback, and
+gaps are how verification spots deleted rows). `audit_subjects` indexes rows by the citizens, businesses and
 dossiers they touched; it is part of each row's hash, so removing an entry from a citizen's
 data-access list breaks the chain too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -77,35 +77,51 @@ audit_chain_head = Table(
 
 
 def append(session: Session, entry: AuditEntry) -> ChainedEntry:
-    """Chain `entry` onto the log. The first statement bumps the head, so concurrent appends (other
-    threads, other gateway replicas) wait on its row lock and the chain stays linear."""
+    return append_many(session, [entry])[0]
+
+
+def append_many(session: Session, entries: Sequence[AuditEntry]) -> list[ChainedEntry]:
+    """Chain `entries`, in order, onto the log (a group commit's batch). The first statement bumps
+    the head by the batch size, so concurrent appends (other threads, other gateway replicas) wait
+    on its row lock until this transaction ends and the chain stays linear; the hashes are then
+    computed here and the rows written with one statement per table."""
+    if not entries:
+        return []
     bumped = session.execute(
         update(audit_chain_head)
         .where(audit_chain_head.c.id == HEAD_ID)
-        .values(last_sequence=audit_chain_head.c.last_sequence + 1)
+        .values(last_sequence=audit_chain_head.c.last_sequence + len(entries))
         .returning(audit_chain_head.c.last_sequence, audit_chain_head.c.last_hash)
     ).one()
-    row = chain(ChainHead(int(bumped.last_sequence) - 1, bumped.last_hash), entry)
-    session.execute(
-        insert(audit_log).values(
-            sequence=row.sequence,
-            recorded_at=entry.recorded_at,
-            agency=entry.agency,
-            method=entry.method,
-            purpose=entry.purpose,
-            outcome=entry.outcome,
-            trace_id=entry.trace_id,
-            previous_hash=row.previous_hash,
-            row_hash=row.row_hash,
-        )
-    )
-    if entry.subjects:
-        session.execute(
-            insert(audit_subjects),
-            [{"sequence": row.sequence, "kind": s.kind, "value": s.value} for s in sorted(entry.subjects)],
-        )
-    session.execute(update(audit_chain_head).where(audit_chain_head.c.id == HEAD_ID).values(last_hash=row.row_hash))
-    return row
+    head = ChainHead(int(bumped.last_sequence) - len(entries), bumped.last_hash)
+    rows: list[ChainedEntry] = []
+    for entry in entries:
+        row = chain(head, entry)
+        rows.append(row)
+        head = ChainHead(row.sequence, row.row_hash)
+    session.execute(insert(audit_log), [_log_row(row) for row in rows])
+    subjects = [
+        {"sequence": row.sequence, "kind": s.kind, "value": s.value} for row in rows for s in sorted(row.entry.subjects)
+    ]
+    if subjects:
+        session.execute(insert(audit_subjects), subjects)
+    session.execute(update(audit_chain_head).where(audit_chain_head.c.id == HEAD_ID).values(last_hash=head.last_hash))
+    return rows
+
+
+def _log_row(row: ChainedEntry) -> dict[str, object]:
+    entry = row.entry
+    return {
+        "sequence": row.sequence,
+        "recorded_at": entry.recorded_at,
+        "agency": entry.agency,
+        "method": entry.method,
+        "purpose": entry.purpose,
+        "outcome": entry.outcome,
+        "trace_id": entry.trace_id,
+        "previous_hash": row.previous_hash,
+        "row_hash": row.row_hash,
+    }
 
 
 @dataclass(frozen=True)
