@@ -29,7 +29,7 @@ from services.gateway import store
 from services.gateway.api.catalog import reaches_any
 from services.gateway.api.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from services.gateway.api.identity import IdentityChain
-from services.gateway.domain.audit import AuditEntry, ChainedEntry, Subject
+from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject
 from services.gateway.domain.policy import AgencyGrant, Policy
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.policy_file import PolicySource
@@ -97,12 +97,15 @@ class AuditLog:
 
     Concurrent calls are group-committed: one transaction chains and stores everything that queued
     up while the previous one was committing, so the chain head's row lock (which keeps the chain
-    linear across replicas) is taken once per batch rather than once per call."""
+    linear across replicas) is taken once per batch rather than once per call. The hashes are
+    computed from the head this writer committed last; when another replica moved the head since,
+    the batch is chained again from the stored head, under its lock."""
 
     def __init__(self, new_uow: Callable[[], UnitOfWork], clock: Clock, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self.new_uow = new_uow
         self.clock = clock
         self._writer: GroupCommit[AuditEntry, ChainedEntry] = GroupCommit(self._write, max_batch)
+        self._head: ChainHead | None = None  # only the group commit's current leader touches it
 
     def record(self, call: CallRecord, outcome: str) -> ChainedEntry:
         """The row as committed; raises (BatchWriteFailed) when it could not be committed."""
@@ -118,8 +121,11 @@ class AuditLog:
         return self._writer.submit(entry)
 
     def _write(self, entries: Sequence[AuditEntry]) -> list[ChainedEntry]:
+        head, self._head = self._head, None  # forgotten unless this batch commits
         with self.new_uow() as uow:
-            rows = store.append_many(uow.session, entries)
+            rows = store.extend_chain(uow.session, head, entries) if head is not None else None
+            if rows is None:
+                rows = store.append_many(uow.session, entries)
             uow.publish_many(
                 OutboundEvent(
                     AUDIT_TOPIC,
@@ -131,6 +137,8 @@ class AuditLog:
                 for row in rows
             )
             uow.commit()
+        if rows:
+            self._head = ChainHead(rows[-1].sequence, rows[-1].row_hash)
         return rows
 
 
