@@ -2,12 +2,12 @@
 (dev token, purpose, policy check, field cut, hash-chained audit row per call) against the same
 read served directly by the registry, on the same machine, same client threads.
 
-    python -m bench gateway [--citizens 200] [--concurrency 8 32] [--seconds 5]
+    python -m bench gateway [--citizens 200] [--concurrency 8 32] [--seconds 5] [--rounds 1]
 
 Both services run as their own processes on fresh PostgreSQL databases (BENCH_PG_ADMIN_URL,
 default the local citydata server), created and dropped here. Outbox relays and the gateway's
 read model are off, so Kafka carries nothing during the run. For each concurrency the direct and
-the gateway runs follow each other, so both see the same machine; besides QPS and latency the
+the gateway runs alternate (`--rounds` slices each), so both see the same machine; besides QPS and latency the
 table gives each service process's CPU time per call (Linux /proc), which is what a shared,
 busy machine distorts least.
 """
@@ -127,14 +127,28 @@ def register(stub: RegistryServiceStub, count: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Figures:
-    qps: float
-    p50_ms: float
-    p99_ms: float
-    calls: int
+    latencies_ms: list[float]
+    elapsed: float
     cpu_seconds: dict[str, float]  # per service process, during the run
 
+    @property
+    def qps(self) -> float:
+        return len(self.latencies_ms) / self.elapsed
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100)[49]
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100)[98]
+
     def cpu_ms_per_call(self, name: str) -> float:
-        return self.cpu_seconds.get(name, 0.0) * 1000 / max(self.calls, 1)
+        return self.cpu_seconds.get(name, 0.0) * 1000 / max(len(self.latencies_ms), 1)
+
+    def __add__(self, other: Figures) -> Figures:
+        cpu = {name: self.cpu_seconds.get(name, 0.0) + other.cpu_seconds.get(name, 0.0) for name in self.cpu_seconds}
+        return Figures(self.latencies_ms + other.latencies_ms, self.elapsed + other.elapsed, cpu)
 
 
 def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
@@ -178,15 +192,17 @@ def load(
         thread.join()
     elapsed = time.monotonic() - began
     cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
-    cuts = statistics.quantiles(latencies, n=100)
-    return Figures(len(latencies) / elapsed, cuts[49], cuts[98], len(latencies), cpu)
+    return Figures(latencies, elapsed, cpu)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench gateway")
     parser.add_argument("--citizens", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8], help="client threads; several: one run each")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per path and concurrency")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate the two paths this many times (on a busy machine: 3 or more)"
+    )
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (scratch / "policy.toml").write_text(POLICY, encoding="utf-8")
@@ -230,14 +246,23 @@ def main(argv: list[str]) -> None:
             results = []
             for concurrency in args.concurrency:
                 load(via_gateway, ids, concurrency, 1.0, processes)  # warm-up: connections, caches
-                direct_figures = load(via_registry, ids, concurrency, args.seconds, processes)
-                gateway_figures = load(via_gateway, ids, concurrency, args.seconds, processes)
+                # Short alternating slices: a load spike from elsewhere hits both paths alike.
+                slice_seconds = args.seconds / args.rounds
+                rounds = [
+                    (
+                        load(via_registry, ids, concurrency, slice_seconds, processes),
+                        load(via_gateway, ids, concurrency, slice_seconds, processes),
+                    )
+                    for _ in range(args.rounds)
+                ]
+                direct_figures = sum((d for d, _ in rounds[1:]), rounds[0][0])
+                gateway_figures = sum((g for _, g in rounds[1:]), rounds[0][1])
                 results.append((concurrency, direct_figures, gateway_figures))
     report(results, args.seconds, args.citizens)
 
 
 def report(results: list[tuple[int, Figures, Figures]], seconds: float, citizens: int) -> None:
-    print(f"GetCitizen, {seconds:.0f} s per run, {citizens} citizens; CPU = ms of CPU per call in each process")
+    print(f"GetCitizen, {seconds:.0f} s per path, {citizens} citizens; CPU = ms of CPU per call in each process")
     print(f"{'threads':<9}{'path':<20}{'QPS':>8}{'p50 ms':>9}{'p99 ms':>9}{'registry CPU':>14}{'gateway CPU':>13}")
     for concurrency, direct, through in results:
         for label, figures in (("registry (direct)", direct), ("gateway (audited)", through)):
