@@ -22,7 +22,7 @@ from google.rpc import code_pb2
 from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.errors import DomainError, Unavailable
-from kit.events import OutboundEvent
+from kit.events import OutboundEvent, current_trace_headers
 from kit.grpc_errors import status_for
 from kit.telemetry import current_trace_id
 from services.gateway import store
@@ -92,6 +92,12 @@ def returns_personal_data(response_type: str, personal_types: frozenset[str]) ->
     return reaches_any(descriptor, personal_types)
 
 
+@dataclass(frozen=True)
+class _QueuedRow:
+    entry: AuditEntry
+    trace: dict[str, str]
+
+
 class AuditLog:
     """Writes each call's audit row, and its event on the audit topic, before the call answers.
 
@@ -104,7 +110,7 @@ class AuditLog:
     def __init__(self, new_uow: Callable[[], UnitOfWork], clock: Clock, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self.new_uow = new_uow
         self.clock = clock
-        self._writer: GroupCommit[AuditEntry, ChainedEntry] = GroupCommit(self._write, max_batch)
+        self._writer: GroupCommit[_QueuedRow, ChainedEntry] = GroupCommit(self._write, max_batch)
         self._head: ChainHead | None = None  # only the group commit's current leader touches it
 
     def record(self, call: CallRecord, outcome: str) -> ChainedEntry:
@@ -118,9 +124,11 @@ class AuditLog:
             trace_id=current_trace_id(),
             subjects=frozenset(call.subjects),
         )
-        return self._writer.submit(entry)
+        # The event keeps the call's own trace context (the batch is written from another call's thread).
+        return self._writer.submit(_QueuedRow(entry, current_trace_headers()))
 
-    def _write(self, entries: Sequence[AuditEntry]) -> list[ChainedEntry]:
+    def _write(self, queued: Sequence[_QueuedRow]) -> list[ChainedEntry]:
+        entries = [q.entry for q in queued]
         head, self._head = self._head, None  # forgotten unless this batch commits
         with self.new_uow() as uow:
             rows = store.extend_chain(uow.session, head, entries) if head is not None else None
@@ -133,8 +141,9 @@ class AuditLog:
                     row.entry.agency or "unauthenticated",
                     "audit.recorded",
                     audit_recorded_pb(row),
+                    trace=q.trace,
                 )
-                for row in rows
+                for row, q in zip(rows, queued, strict=True)
             )
             uow.commit()
         if rows:

@@ -13,12 +13,15 @@ from functools import partial
 import grpc
 import pytest
 from citydata.v1 import gateway_pb2, gateway_pb2_grpc, registry_pb2
+from citydata.v1.gateway_pb2 import AuditRecorded
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import sessionmaker
 
 from kit.clock import SystemClock
 from kit.db import UnitOfWork, make_engine
 from kit.migrations import upgrade_to_head
+from kit.telemetry import setup_tracing
 from services.gateway import store
 from services.gateway.api.gate import AuditLog, CallRecord
 from services.gateway.api.service import verify_audit_log
@@ -74,6 +77,7 @@ def named_registry_ids(engine: Engine) -> list[str]:
 def test_concurrent_reads_each_appear_once_in_a_chain_that_verifies(
     start_gateway: GatewayFactory, upstream: Upstream, pg_database: str
 ) -> None:
+    setup_tracing("gateway-test", extra_exporter=InMemorySpanExporter())
     serve_citizen(upstream)
     gateway = start_gateway()
     asked = [f"r-read-{n}" for n in range(96)]
@@ -81,6 +85,12 @@ def test_concurrent_reads_each_appear_once_in_a_chain_that_verifies(
         codes = list(pool.map(lambda rid: read_citizen(gateway, rid), asked))
     assert codes == [grpc.StatusCode.OK] * len(asked)
     assert sorted(named_registry_ids(gateway.engine)) == sorted(asked)  # each exactly once
+    # Each row's event carries its own call's trace, not that of the call whose thread wrote the batch.
+    with gateway.engine.connect() as conn:
+        events = conn.execute(select(store.tables.outbox.c.payload, store.tables.outbox.c.headers)).all()
+    traced = {AuditRecorded.FromString(payload).trace_id: headers["traceparent"] for payload, headers in events}
+    assert len(traced) == len(asked)
+    assert all(traceparent.split("-")[1] == trace_id for trace_id, traceparent in traced.items())
     with gateway.channel("CDVC") as channel:
         verified = gateway_pb2_grpc.GatewayServiceStub(channel).VerifyAuditLog(
             gateway_pb2.VerifyAuditLogRequest(), timeout=30
