@@ -2,11 +2,14 @@
 (dev token, purpose, policy check, field cut, hash-chained audit row per call) against the same
 read served directly by the registry, on the same machine, same client threads.
 
-    python -m bench gateway [--citizens 200] [--concurrency 8] [--seconds 5]
+    python -m bench gateway [--citizens 200] [--concurrency 8 32] [--seconds 5] [--rounds 1]
 
 Both services run as their own processes on fresh PostgreSQL databases (BENCH_PG_ADMIN_URL,
 default the local citydata server), created and dropped here. Outbox relays and the gateway's
-read model are off, so Kafka carries nothing during the run.
+read model are off, so Kafka carries nothing during the run. For each concurrency the direct and
+the gateway runs alternate (`--rounds` slices each), so both see the same machine; besides QPS and latency the
+table gives each service process's CPU time per call (Linux /proc), which is what a shared,
+busy machine distorts least.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -77,14 +81,14 @@ def database() -> Iterator[str]:
 
 
 @contextmanager
-def service(module: str, env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def service(module: str, env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", module], cwd=REPO_ROOT, env={**os.environ, **env}, stdout=out, stderr=out
         )
         try:
             wait_serving(port, process)
-            yield
+            yield process
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -121,8 +125,50 @@ def register(stub: RegistryServiceStub, count: int) -> list[str]:
     return ids
 
 
-def load(call: Callable[[str], object], ids: list[str], concurrency: int, seconds: float) -> tuple[float, float, float]:
-    """QPS, p50 and p99 (ms) of `call` from `concurrency` threads for `seconds`."""
+@dataclass(frozen=True)
+class Figures:
+    latencies_ms: list[float]
+    elapsed: float
+    cpu_seconds: dict[str, float]  # per service process, during the run
+
+    @property
+    def qps(self) -> float:
+        return len(self.latencies_ms) / self.elapsed
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100)[49]
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.quantiles(self.latencies_ms, n=100)[98]
+
+    def cpu_ms_per_call(self, name: str) -> float:
+        return self.cpu_seconds.get(name, 0.0) * 1000 / max(len(self.latencies_ms), 1)
+
+    def __add__(self, other: Figures) -> Figures:
+        cpu = {name: self.cpu_seconds.get(name, 0.0) + other.cpu_seconds.get(name, 0.0) for name in self.cpu_seconds}
+        return Figures(self.latencies_ms + other.latencies_ms, self.elapsed + other.elapsed, cpu)
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User + system CPU time of a process so far (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    call: Callable[[str], object],
+    ids: list[str],
+    concurrency: int,
+    seconds: float,
+    processes: dict[str, subprocess.Popen[bytes]],
+) -> Figures:
+    """QPS, p50 and p99 (ms) of `call` from `concurrency` threads for `seconds`, with the CPU time
+    each of `processes` spent meanwhile."""
     latencies: list[float] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -138,21 +184,25 @@ def load(call: Callable[[str], object], ids: list[str], concurrency: int, second
             latencies.extend(mine)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
-    cuts = statistics.quantiles(latencies, n=100)
-    return len(latencies) / elapsed, cuts[49], cuts[98]
+    cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
+    return Figures(latencies, elapsed, cpu)
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench gateway")
     parser.add_argument("--citizens", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8], help="client threads; several: one run each")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per path and concurrency")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternate the two paths this many times (on a busy machine: 3 or more)"
+    )
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     (scratch / "policy.toml").write_text(POLICY, encoding="utf-8")
@@ -177,8 +227,8 @@ def main(argv: list[str]) -> None:
             "CITYDATA_VAR": str(scratch),
         }
         with (
-            service("services.registry", registry_env, registry_port, scratch / "registry.log"),
-            service("services.gateway", gateway_env, gateway_port, scratch / "gateway.log"),
+            service("services.registry", registry_env, registry_port, scratch / "registry.log") as registry,
+            service("services.gateway", gateway_env, gateway_port, scratch / "gateway.log") as gateway,
             grpc.insecure_channel(f"127.0.0.1:{registry_port}") as direct_channel,
             grpc.insecure_channel(f"127.0.0.1:{gateway_port}") as gateway_channel,
         ):
@@ -192,14 +242,35 @@ def main(argv: list[str]) -> None:
             def via_gateway(registry_id: str) -> object:
                 return through.GetCitizen(pb.GetCitizenRequest(registry_id=registry_id), metadata=metadata, timeout=10)
 
-            load(via_gateway, ids, args.concurrency, 1.0)  # warm-up: connections, caches
-            registry_figures = load(via_registry, ids, args.concurrency, args.seconds)
-            gateway_figures = load(via_gateway, ids, args.concurrency, args.seconds)
-    print(f"GetCitizen, {args.concurrency} client threads, {args.seconds:.0f} s each, {args.citizens} citizens")
-    print(f"{'path':<26}{'QPS':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for label, (qps, p50, p99) in (("registry (direct)", registry_figures), ("gateway (audited)", gateway_figures)):
-        print(f"{label:<26}{qps:>10.0f}{p50:>10.2f}{p99:>10.2f}")
-    print(f"gateway / registry QPS ratio: {gateway_figures[0] / registry_figures[0]:.2f}")
+            processes = {"registry": registry, "gateway": gateway}
+            results = []
+            for concurrency in args.concurrency:
+                load(via_gateway, ids, concurrency, 1.0, processes)  # warm-up: connections, caches
+                # Short alternating slices: a load spike from elsewhere hits both paths alike.
+                slice_seconds = args.seconds / args.rounds
+                rounds = [
+                    (
+                        load(via_registry, ids, concurrency, slice_seconds, processes),
+                        load(via_gateway, ids, concurrency, slice_seconds, processes),
+                    )
+                    for _ in range(args.rounds)
+                ]
+                direct_figures = sum((d for d, _ in rounds[1:]), rounds[0][0])
+                gateway_figures = sum((g for _, g in rounds[1:]), rounds[0][1])
+                results.append((concurrency, direct_figures, gateway_figures))
+    report(results, args.seconds, args.citizens)
+
+
+def report(results: list[tuple[int, Figures, Figures]], seconds: float, citizens: int) -> None:
+    print(f"GetCitizen, {seconds:.0f} s per path, {citizens} citizens; CPU = ms of CPU per call in each process")
+    print(f"{'threads':<9}{'path':<20}{'QPS':>8}{'p50 ms':>9}{'p99 ms':>9}{'registry CPU':>14}{'gateway CPU':>13}")
+    for concurrency, direct, through in results:
+        for label, figures in (("registry (direct)", direct), ("gateway (audited)", through)):
+            print(
+                f"{concurrency:<9}{label:<20}{figures.qps:>8.0f}{figures.p50_ms:>9.2f}{figures.p99_ms:>9.2f}"
+                f"{figures.cpu_ms_per_call('registry'):>14.2f}{figures.cpu_ms_per_call('gateway'):>13.2f}"
+            )
+        print(f"{'':<9}gateway / registry QPS ratio: {through.qps / direct.qps:.2f}")
 
 
 if __name__ == "__main__":

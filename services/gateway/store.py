@@ -1,15 +1,15 @@
 """The gateway's own database: the hash-chained audit log and its subject index (SQLAlchemy Core).
 
-`audit_log` is append-only: rows are written once under the chain head's row lock, which hands
-out gap-free sequence numbers (an identity column would leave gaps on rollback, and gaps are how
-verification spots deleted rows). `audit_subjects` indexes rows by the citizens, businesses and
+`audit_log` is append-only: rows are written once, in batches, under the chain head's row lock,
+which hands out gap-free sequence numbers (an identity column would leave gaps on rollback, and
+gaps are how verification spots deleted rows). `audit_subjects` indexes rows by the citizens, businesses and
 dossiers they touched; it is part of each row's hash, so removing an entry from a citizen's
 data-access list breaks the chain too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     union,
     update,
 )
@@ -77,35 +78,120 @@ audit_chain_head = Table(
 
 
 def append(session: Session, entry: AuditEntry) -> ChainedEntry:
-    """Chain `entry` onto the log. The first statement bumps the head, so concurrent appends (other
-    threads, other gateway replicas) wait on its row lock and the chain stays linear."""
-    bumped = session.execute(
-        update(audit_chain_head)
+    return append_many(session, [entry])[0]
+
+
+def append_many(session: Session, entries: Sequence[AuditEntry]) -> list[ChainedEntry]:
+    """Chain `entries`, in order, onto the log as it stands (locking its head)."""
+    rows = extend_chain(session, locked_head(session), entries)
+    if rows is None:  # cannot happen: the head is locked by this transaction
+        raise RuntimeError("the audit chain head moved under its own lock")
+    return rows
+
+
+def locked_head(session: Session) -> ChainHead:
+    """The stored head, locked until the transaction ends: other writers (threads, replicas) wait."""
+    row = session.execute(
+        select(audit_chain_head.c.last_sequence, audit_chain_head.c.last_hash)
         .where(audit_chain_head.c.id == HEAD_ID)
-        .values(last_sequence=audit_chain_head.c.last_sequence + 1)
-        .returning(audit_chain_head.c.last_sequence, audit_chain_head.c.last_hash)
+        .with_for_update()
     ).one()
-    row = chain(ChainHead(int(bumped.last_sequence) - 1, bumped.last_hash), entry)
-    session.execute(
-        insert(audit_log).values(
-            sequence=row.sequence,
-            recorded_at=entry.recorded_at,
-            agency=entry.agency,
-            method=entry.method,
-            purpose=entry.purpose,
-            outcome=entry.outcome,
-            trace_id=entry.trace_id,
-            previous_hash=row.previous_hash,
-            row_hash=row.row_hash,
+    return ChainHead(int(row.last_sequence), row.last_hash)
+
+
+def extend_chain(session: Session, head: ChainHead, entries: Sequence[AuditEntry]) -> list[ChainedEntry] | None:
+    """Chain `entries` after `head` (a writer's cached head) and store them, provided the stored head
+    still is `head`; None, with nothing written, when another writer moved it meanwhile.
+
+    The head is moved first, by a compare-and-set UPDATE: that takes its row lock, so a concurrent
+    writer (another replica) waits until this transaction ends and then finds the head moved. On
+    PostgreSQL the head update and every row travel in one statement."""
+    rows: list[ChainedEntry] = []
+    for entry in entries:
+        row = chain(head if not rows else ChainHead(rows[-1].sequence, rows[-1].row_hash), entry)
+        rows.append(row)
+    if not rows:
+        return rows
+    moved = {
+        "head_id": HEAD_ID,
+        "old_sequence": head.last_sequence,
+        "old_hash": head.last_hash,
+        "new_sequence": rows[-1].sequence,
+        "new_hash": rows[-1].row_hash,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        applied = session.execute(_EXTEND_CHAIN, {**moved, **_columns(rows)}).scalar_one()
+        return rows if applied else None
+    cas = session.execute(
+        update(audit_chain_head)
+        .where(
+            audit_chain_head.c.id == HEAD_ID,
+            audit_chain_head.c.last_sequence == head.last_sequence,
+            audit_chain_head.c.last_hash == head.last_hash,
         )
+        .values(last_sequence=rows[-1].sequence, last_hash=rows[-1].row_hash)
     )
-    if entry.subjects:
-        session.execute(
-            insert(audit_subjects),
-            [{"sequence": row.sequence, "kind": s.kind, "value": s.value} for s in sorted(entry.subjects)],
-        )
-    session.execute(update(audit_chain_head).where(audit_chain_head.c.id == HEAD_ID).values(last_hash=row.row_hash))
-    return row
+    if cas.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.execute(insert(audit_log), [_log_row(row) for row in rows])
+    subjects = [
+        {"sequence": row.sequence, "kind": s.kind, "value": s.value} for row in rows for s in sorted(row.entry.subjects)
+    ]
+    if subjects:
+        session.execute(insert(audit_subjects), subjects)
+    return rows
+
+
+# One round trip for a whole batch: the compare-and-set of the head gates the inserts (nothing is
+# written when another writer moved the head); rows arrive as parallel arrays.
+_EXTEND_CHAIN = text("""
+WITH head AS (
+    UPDATE audit_chain_head SET last_sequence = :new_sequence, last_hash = :new_hash
+    WHERE id = :head_id AND last_sequence = :old_sequence AND last_hash = :old_hash
+    RETURNING id
+), logged AS (
+    INSERT INTO audit_log
+        (sequence, recorded_at, agency, method, purpose, outcome, trace_id, previous_hash, row_hash)
+    SELECT * FROM unnest(
+        CAST(:sequence AS bigint[]), CAST(:recorded_at AS timestamptz[]), CAST(:agency AS text[]),
+        CAST(:method AS text[]), CAST(:purpose AS text[]), CAST(:outcome AS text[]),
+        CAST(:trace_id AS text[]), CAST(:previous_hash AS text[]), CAST(:row_hash AS text[])
+    )
+    WHERE EXISTS (SELECT FROM head)
+), named AS (
+    INSERT INTO audit_subjects (sequence, kind, value)
+    SELECT * FROM unnest(CAST(:subject_sequence AS bigint[]), CAST(:subject_kind AS text[]),
+                         CAST(:subject_value AS text[]))
+    WHERE EXISTS (SELECT FROM head)
+)
+SELECT count(*) FROM head
+""")
+
+
+def _columns(rows: Sequence[ChainedEntry]) -> dict[str, list[object]]:
+    """The rows as parallel arrays, one per column, for _EXTEND_CHAIN."""
+    log_rows = [_log_row(row) for row in rows]
+    columns: dict[str, list[object]] = {name: [r[name] for r in log_rows] for name in log_rows[0]}
+    subjects = [(row.sequence, s) for row in rows for s in sorted(row.entry.subjects)]
+    columns["subject_sequence"] = [sequence for sequence, _ in subjects]
+    columns["subject_kind"] = [s.kind for _, s in subjects]
+    columns["subject_value"] = [s.value for _, s in subjects]
+    return columns
+
+
+def _log_row(row: ChainedEntry) -> dict[str, object]:
+    entry = row.entry
+    return {
+        "sequence": row.sequence,
+        "recorded_at": entry.recorded_at,
+        "agency": entry.agency,
+        "method": entry.method,
+        "purpose": entry.purpose,
+        "outcome": entry.outcome,
+        "trace_id": entry.trace_id,
+        "previous_hash": row.previous_hash,
+        "row_hash": row.row_hash,
+    }
 
 
 @dataclass(frozen=True)

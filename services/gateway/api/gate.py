@@ -2,13 +2,14 @@
 
 Every call is audited, refused ones included, before its response leaves the gateway: if the audit
 row cannot be written the caller gets UNAVAILABLE instead of the data (for streamed responses the
-row is written when the stream ends).
+row is written when the stream ends). Concurrent calls share one audit transaction (group commit),
+and each answers only once the transaction holding its row has committed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -21,13 +22,14 @@ from google.rpc import code_pb2
 from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.errors import DomainError, Unavailable
-from kit.events import OutboundEvent
+from kit.events import OutboundEvent, current_trace_headers
 from kit.grpc_errors import status_for
 from kit.telemetry import current_trace_id
 from services.gateway import store
 from services.gateway.api.catalog import reaches_any
+from services.gateway.api.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from services.gateway.api.identity import IdentityChain
-from services.gateway.domain.audit import AuditEntry, ChainedEntry, Subject
+from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject
 from services.gateway.domain.policy import AgencyGrant, Policy
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.policy_file import PolicySource
@@ -104,12 +106,29 @@ def personal_types_in(response_type: str, personal_types: frozenset[str]) -> fro
     return frozenset(t for t in personal_types if reaches_any(descriptor, frozenset({t})))
 
 
-@dataclass
+@dataclass(frozen=True)
+class _QueuedRow:
+    entry: AuditEntry
+    trace: dict[str, str]
+
+
 class AuditLog:
-    new_uow: Callable[[], UnitOfWork]
-    clock: Clock
+    """Writes each call's audit row, and its event on the audit topic, before the call answers.
+
+    Concurrent calls are group-committed: one transaction chains and stores everything that queued
+    up while the previous one was committing, so the chain head's row lock (which keeps the chain
+    linear across replicas) is taken once per batch rather than once per call. The hashes are
+    computed from the head this writer committed last; when another replica moved the head since,
+    the batch is chained again from the stored head, under its lock."""
+
+    def __init__(self, new_uow: Callable[[], UnitOfWork], clock: Clock, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.new_uow = new_uow
+        self.clock = clock
+        self._writer: GroupCommit[_QueuedRow, ChainedEntry] = GroupCommit(self._write, max_batch)
+        self._head: ChainHead | None = None  # only the group commit's current leader touches it
 
     def record(self, call: CallRecord, outcome: str) -> ChainedEntry:
+        """The row as committed; raises (BatchWriteFailed) when it could not be committed."""
         entry = AuditEntry(
             recorded_at=self.clock.now(),
             agency=call.agency,
@@ -119,15 +138,31 @@ class AuditLog:
             trace_id=current_trace_id(),
             subjects=frozenset(call.subjects),
         )
+        # The event keeps the call's own trace context (the batch is written from another call's thread).
+        return self._writer.submit(_QueuedRow(entry, current_trace_headers()))
+
+    def _write(self, queued: Sequence[_QueuedRow]) -> list[ChainedEntry]:
+        entries = [q.entry for q in queued]
+        head, self._head = self._head, None  # forgotten unless this batch commits
         with self.new_uow() as uow:
-            row = store.append(uow.session, entry)
-            uow.publish(
+            rows = store.extend_chain(uow.session, head, entries) if head is not None else None
+            if rows is None:
+                rows = store.append_many(uow.session, entries)
+            uow.publish_many(
                 OutboundEvent(
-                    AUDIT_TOPIC, "audit", call.agency or "unauthenticated", "audit.recorded", audit_recorded_pb(row)
+                    AUDIT_TOPIC,
+                    "audit",
+                    row.entry.agency or "unauthenticated",
+                    "audit.recorded",
+                    audit_recorded_pb(row),
+                    trace=q.trace,
                 )
+                for row, q in zip(rows, queued, strict=True)
             )
             uow.commit()
-        return row
+        if rows:
+            self._head = ChainHead(rows[-1].sequence, rows[-1].row_hash)
+        return rows
 
 
 def audit_recorded_pb(row: ChainedEntry) -> gateway_pb2.AuditRecorded:

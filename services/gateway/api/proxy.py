@@ -71,11 +71,17 @@ class ProxyHandler(grpc.GenericRpcHandler):
         self.methods = methods
         self.gate = gate
         self.channels = channels
+        # grpc asks for the handler on every call: build each method's once (its upstream stub too).
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        method = self.methods.get(handler_call_details.method)  # type: ignore[attr-defined]
-        if method is None:
-            return None
+        path: str = handler_call_details.method  # type: ignore[attr-defined]
+        handler = self._handlers.get(path)
+        if handler is None and path in self.methods:
+            handler = self._handlers.setdefault(path, self._handler(self.methods[path]))
+        return handler
+
+    def _handler(self, method: ForwardedMethod) -> grpc.RpcMethodHandler:
         forward = _Forward(method, self.gate, self.channels.channel(method.upstream))
         builders: dict[MethodKind, Callable[..., grpc.RpcMethodHandler]] = {
             MethodKind.UNARY_UNARY: lambda: grpc.unary_unary_rpc_method_handler(forward.unary_unary),
@@ -94,10 +100,14 @@ class _Forward:
         self.gate = gate
         self.channel = channel
         self.response_type = method.response_type.DESCRIPTOR.full_name
+        self._unary_stub: Any = None
 
     def unary_unary(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        if self._unary_stub is None:
+            self._unary_stub = self.channel.unary_unary(self.method.path, _identity, _identity)
+        stub = self._unary_stub
+
         def action(admission: Admission, call: CallRecord) -> bytes:
-            stub = self.channel.unary_unary(self.method.path, _identity, _identity)
             response, upstream = _upstream(
                 lambda: stub.with_call(request, metadata=admission.upstream_metadata(), timeout=_timeout(context))
             )
