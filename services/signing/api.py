@@ -26,13 +26,13 @@ import grpc
 from citydata.v1 import signing_pb2 as pb
 from citydata.v1 import signing_pb2_grpc
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, ViolationCollector
 from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
+from kit.proto_time import timestamp
 from kit.service_identity import AGENCY_HEADER, CallerVerifier, service_key
 from services.signing import domain
 from services.signing.audit import CERTIFICATE_ISSUED, CERTIFICATE_REVOKED, DOCUMENT_SIGNED, AuditEntry, Verification
@@ -438,12 +438,6 @@ def serial_hex(issued: IssuedCertificate) -> str:
 def agency_of(issued: IssuedCertificate) -> str:
     """The agency code in the subject's OU; empty for the root CA and the TSA."""
     return str(issued.certificate.subject.native.get("organizational_unit_name") or "")
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def _validity(issued: IssuedCertificate) -> tuple[datetime, datetime]:

@@ -4,13 +4,12 @@ here; GatewayServicer runs each through the gate)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from citydata.v1 import gateway_pb2, registry_pb2
-from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
 from kit.errors import FieldViolation, InvalidArgument, NotFound
+from kit.proto_time import optional_timestamp
 from services.gateway.api.follow_up_reads import follow_up_kpis
 from services.gateway.consumers import ReadModel
 from services.gateway.domain.kpi import (
@@ -39,14 +38,6 @@ PERIODS = {
     gateway_pb2.KPI_PERIOD_YEAR: Period.YEAR,
 }
 MAX_ID_LENGTH = 128
-
-
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 class ReadModelReads:
@@ -110,7 +101,7 @@ class ReadModelReads:
                     topic=s.topic,
                     lag=s.lag,
                     events_applied=s.events_applied,
-                    last_event_time=timestamp(s.last_event_time),
+                    last_event_time=optional_timestamp(s.last_event_time),
                 )
                 for s in self.read_model.status()
             ],
@@ -173,9 +164,9 @@ def dossier_pb(row: DossierRow) -> gateway_pb2.ProfileDossier:
         agency_code=row.agency_code,
         state=row.state,  # type: ignore[arg-type]
         channel=row.channel,  # type: ignore[arg-type]
-        received_at=timestamp(row.received_at),
-        due_at=timestamp(row.due_at),
-        resolved_at=timestamp(row.resolved_at),
+        received_at=optional_timestamp(row.received_at),
+        due_at=optional_timestamp(row.due_at),
+        resolved_at=optional_timestamp(row.resolved_at),
         on_time=row.on_time,
         overdue=row.overdue,
         missed_deadlines=row.missed_deadlines,
@@ -189,7 +180,7 @@ def signed_pb(row: SignedDocumentRow) -> gateway_pb2.ProfileSignedDocument:
         agency=row.agency,
         format=row.format,  # type: ignore[arg-type]
         level=row.level,  # type: ignore[arg-type]
-        signed_at=timestamp(row.signed_at),
+        signed_at=optional_timestamp(row.signed_at),
     )
 
 

@@ -11,11 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FieldViolation, InvalidArgument
-
-LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 class Period(StrEnum):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from citydata.v1 import tasks_pb2 as pb
@@ -30,6 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from kit.events import InboundEvent
+from kit.proto_time import optional_datetime
 from services.gateway.readmodel.tables import ReadModelTables
 
 TASKS_TOPIC = "citydata.tasks.v1"
@@ -61,13 +61,6 @@ _NEW_TASK: dict[str, Any] = {"missed_deadlines": 0, "extensions": 0, "past_due":
 _NEW_PETITION: dict[str, Any] = {"missed_deadlines": 0, "on_time": None, "received_at": None, "due_at": None}
 
 
-def _ts(stamp: Any) -> datetime | None:
-    """A set protobuf Timestamp as an aware UTC datetime; None when unset."""
-    if stamp.seconds == 0 and stamp.nanos == 0:
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
-
-
 @dataclass
 class _FollowUpFold:
     tasks: dict[str, dict[str, Any]]
@@ -83,8 +76,8 @@ class _FollowUpFold:
             lead_agency=header.lead_agency,
             issuer_agency=header.issuer_agency,
             state=int(header.state),
-            original_due_at=_ts(header.original_due_at) or row.get("original_due_at"),
-            due_at=_ts(header.due_at) or row.get("due_at"),
+            original_due_at=optional_datetime(header.original_due_at) or row.get("original_due_at"),
+            due_at=optional_datetime(header.due_at) or row.get("due_at"),
         )
         self.changed_tasks.add(header.task_id)
         return row
@@ -92,7 +85,7 @@ class _FollowUpFold:
     def petition(self, header: Any) -> dict[str, Any]:
         row = self.petitions.setdefault(header.petition_id, {"petition_id": header.petition_id, **_NEW_PETITION})
         row.update(kind=int(header.kind), handling_agency=header.handling_agency, state=int(header.state))
-        due = _ts(header.due_at)
+        due = optional_datetime(header.due_at)
         if due is not None:
             row["due_at"] = due
         self.changed_petitions.add(header.petition_id)
@@ -153,7 +146,7 @@ def _apply(fold: _FollowUpFold, event_type: str, message: Any) -> None:
             "issuer_agency": d.issuer_agency,
             "summary": d.summary[:2000],
             "plan_year": d.plan_year,
-            "create_time": _ts(d.create_time),
+            "create_time": optional_datetime(d.create_time),
         }
     elif event_type in TASK_EVENTS:
         row = fold.task(message.header)
@@ -168,7 +161,7 @@ def _apply(fold: _FollowUpFold, event_type: str, message: Any) -> None:
     else:
         row = fold.petition(message.header)
         if event_type == "petition.received":
-            row["received_at"] = _ts(message.header.occurred_at)
+            row["received_at"] = optional_datetime(message.header.occurred_at)
         elif event_type == "petition.overdue":
             row["missed_deadlines"] += 1
         elif event_type == "petition.answered":

@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from citydata.v1 import dossier_pb2, registry_pb2, signing_pb2
@@ -51,6 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kit.events import InboundEvent
+from kit.proto_time import optional_datetime
 from services.gateway.domain.kpi import local_day, period_keys
 from services.gateway.readmodel.follow_up import FOLLOW_UP_EVENTS, TASKS_TOPIC, FollowUpProjection
 from services.gateway.readmodel.tables import KPI_COUNTERS, ReadModelTables
@@ -84,13 +85,6 @@ _DOSSIER_DEFAULTS: dict[str, Any] = {
 }
 
 CounterKey = tuple[str, str, date]  # agency, procedure, local day
-
-
-def ts(stamp: Any) -> datetime | None:
-    """A set protobuf Timestamp as an aware UTC datetime; None when unset."""
-    if stamp is None or (stamp.seconds == 0 and stamp.nanos == 0):
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 def _insert_builder(session: Session) -> Callable[[Table], Any]:
@@ -201,22 +195,22 @@ def imported_steps(imported: dossier_pb2.DossierImported) -> list[ImportedStep]:
     other step into a state that stops the clock (returned, rejected, withdrawn, supplement
     requested) → closed. A payload without a timeline is read from its summary fields instead:
     received, then each missed deadline, then the resolution, or a closing final state."""
-    missed = [ts(stamp) for stamp in imported.missed_deadlines]
-    resolved_at = ts(imported.resolved_at) if imported.HasField("resolved_at") else None
+    missed = [optional_datetime(stamp) for stamp in imported.missed_deadlines]
+    resolved_at = optional_datetime(imported.resolved_at) if imported.HasField("resolved_at") else None
     if not imported.transitions:
-        steps = [ImportedStep("received", ts(imported.header.received_at))]
+        steps = [ImportedStep("received", optional_datetime(imported.header.received_at))]
         steps += [ImportedStep("overdue", at) for at in missed]
         if resolved_at is not None:
             steps.append(ImportedStep("resolved", resolved_at))
         elif imported.header.state in _CLOSING_STATES:
-            steps.append(ImportedStep("closed", ts(imported.header.occurred_at)))
+            steps.append(ImportedStep("closed", optional_datetime(imported.header.occurred_at)))
         return steps
     steps = []
     overdue_seen = 0
     for transition in imported.transitions:
-        at = ts(transition.occurred_at)
+        at = optional_datetime(transition.occurred_at)
         if transition.action == "SUBMIT":
-            steps.append(ImportedStep("received", ts(imported.header.received_at) or at))
+            steps.append(ImportedStep("received", optional_datetime(imported.header.received_at) or at))
         elif transition.action == "OVERDUE":
             steps.append(ImportedStep("overdue", missed[overdue_seen] if overdue_seen < len(missed) else at))
             overdue_seen += 1
@@ -273,8 +267,8 @@ class _Fold:
             agency_code=header.agency_code,
             applicant_registry_id=header.applicant_registry_id,
             state=int(header.state),
-            received_at=ts(header.received_at),
-            due_at=ts(header.due_at),
+            received_at=optional_datetime(header.received_at),
+            due_at=optional_datetime(header.due_at),
             **extra,
         )
         self.changed.add(header.dossier_id)
@@ -424,7 +418,7 @@ class Projection:
                 "serial": signed.serial,
                 "format": int(signed.format),
                 "level": int(signed.level),
-                "signed_at": ts(signed.signed_at),
+                "signed_at": optional_datetime(signed.signed_at),
                 "subject_registry_id": _subject_of(signed),
             },
         )
@@ -435,7 +429,7 @@ class Projection:
         received = event.parse(dossier_pb2.DossierReceived)
         header = received.header
         fold.save_dossier(header, channel=int(received.channel))
-        received_at = ts(header.received_at) or event.time
+        received_at = optional_datetime(header.received_at) or event.time
         online = int(received.channel == dossier_pb2.DOSSIER_CHANNEL_ONLINE)
         fold.count_for(header, local_day(received_at), received=1, received_online=online)
 
@@ -448,7 +442,7 @@ class Projection:
     def _dossier_resolved(self, fold: _Fold, event: InboundEvent) -> None:
         resolved = event.parse(dossier_pb2.DossierResolved)
         header = resolved.header
-        at = ts(header.occurred_at) or event.time
+        at = optional_datetime(header.occurred_at) or event.time
         row = fold.save_dossier(header, resolved_at=at, on_time=resolved.on_time)
         fold.resolve(header, row, at, resolved.on_time)
 
@@ -456,13 +450,13 @@ class Projection:
         overdue = event.parse(dossier_pb2.DossierOverdue)
         header = overdue.header
         row = fold.save_dossier(header)
-        fold.miss_deadline(header, row, local_day(ts(overdue.missed_due_at) or event.time))
+        fold.miss_deadline(header, row, local_day(optional_datetime(overdue.missed_due_at) or event.time))
 
     def _apology_required(self, fold: _Fold, event: InboundEvent) -> None:
         required = event.parse(dossier_pb2.DossierApologyRequired)
         header = required.header
         fold.save_dossier(header)
-        fold.count_for(header, local_day(ts(required.missed_due_at) or event.time), apology_required=1)
+        fold.count_for(header, local_day(optional_datetime(required.missed_due_at) or event.time), apology_required=1)
 
     def _apology_issued(self, fold: _Fold, event: InboundEvent) -> None:
         """`dossier.apology_issued` is keyed by the dossier id; only that is relied on, so the
@@ -482,7 +476,7 @@ class Projection:
         imported = event.parse(dossier_pb2.DossierImported)
         header = imported.header
         extra: dict[str, Any] = {"channel": int(imported.channel)}
-        resolved_at = ts(imported.resolved_at)
+        resolved_at = optional_datetime(imported.resolved_at)
         if resolved_at is not None:
             extra |= {"resolved_at": resolved_at, "on_time": imported.on_time}
         row = fold.save_dossier(header, **extra)

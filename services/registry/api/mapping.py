@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TypeVar
 
 from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import FieldViolation, InvalidArgument
+from kit.proto_time import timestamp
 from services.registry import domain
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 
@@ -136,13 +134,6 @@ def business_changes(message: pb.BusinessChanges) -> domain.BusinessChanges:
 
 
 # --- Domain -> messages -----------------------------------------------------------------
-
-
-def timestamp(instant: datetime) -> Timestamp:
-    if instant.tzinfo is None:  # naive: taken as UTC, as Timestamp.FromDatetime does
-        instant = instant.replace(tzinfo=UTC)
-    since = instant - _EPOCH  # exact integer arithmetic; a bulk import builds two per citizen
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
 def address_pb(address: domain.Address) -> common_pb2.Address:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from citydata.v1 import tasks_pb2 as pb
 
+from kit.proto_time import optional_timestamp
 from services.tasks.domain.common import Attachment, HistoryStep
 from services.tasks.domain.kpis import PetitionCounts, SlowDirective, TaskCounts
 from services.tasks.domain.petitions import Petition, Sender
@@ -16,7 +17,6 @@ from services.tasks.store.outbox import (
     progress_pb,
     route_pb,
     task_state_pb,
-    timestamp,
 )
 
 __all__ = [
@@ -40,18 +40,18 @@ def task_pb(task: Task) -> pb.Task:
         expected_output=task.expected_output,
         issuer_agency=task.issuer_agency,
         state=task_state_pb(task),  # type: ignore[arg-type]
-        assigned_at=timestamp(task.assigned_at),
-        original_due_at=timestamp(task.original_due_at),
-        due_at=timestamp(task.due_at),
+        assigned_at=optional_timestamp(task.assigned_at),
+        original_due_at=optional_timestamp(task.original_due_at),
+        due_at=optional_timestamp(task.due_at),
         percent_done=task.percent_done,
         extensions=task.extensions,
         missed_deadlines=task.missed_deadlines,
         overdue=task.is_overdue,
-        completed_at=timestamp(task.completed_at),
+        completed_at=optional_timestamp(task.completed_at),
         on_time=bool(task.on_time),
-        requested_due_at=timestamp(task.requested_due_at),
+        requested_due_at=optional_timestamp(task.requested_due_at),
         reason=task.reason,
-        update_time=timestamp(task.updated_at),
+        update_time=optional_timestamp(task.updated_at),
     )
 
 
@@ -62,7 +62,7 @@ def history_pb(step: HistoryStep) -> pb.HistoryEntry:
         to_state=step.to_state,
         agency=step.agency,
         note=step.note,
-        occurred_at=timestamp(step.at),
+        occurred_at=optional_timestamp(step.at),
     )
 
 
@@ -115,20 +115,20 @@ def petition_pb(petition: Petition) -> pb.Petition:
         receiving_agency=petition.receiving_agency,
         handling_agency=petition.handling_agency,
         state=f"PETITION_STATE_{petition.state.value}",
-        received_at=timestamp(petition.received_at),
-        accepted_at=timestamp(petition.accepted_at),
-        due_at=timestamp(petition.due_at),
+        received_at=optional_timestamp(petition.received_at),
+        accepted_at=optional_timestamp(petition.accepted_at),
+        due_at=optional_timestamp(petition.due_at),
         time_limit_days=petition.time_limit_days,
         day_count=day_count_pb(petition.day_count),  # type: ignore[arg-type]
         legal_basis=petition.legal_basis,
         extensions=petition.extensions,
-        answered_at=timestamp(petition.answered_at),
+        answered_at=optional_timestamp(petition.answered_at),
         on_time=bool(petition.on_time),
         missed_deadlines=petition.missed_deadlines,
         overdue=petition.is_overdue,
         outcome=petition.outcome,
         answer_document=attachment_pb(document) if document else None,
-        update_time=timestamp(petition.updated_at),
+        update_time=optional_timestamp(petition.updated_at),
     )
 
 

@@ -3,14 +3,14 @@ its history step and its event in the caller's unit of work (one transaction, ki
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from citydata.v1 import tasks_pb2 as pb
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.db import UnitOfWork
 from kit.events import OutboundEvent
+from kit.proto_time import optional_timestamp
 from services.tasks.domain import events as ev
 from services.tasks.domain.common import Attachment
 from services.tasks.domain.directives import Directive
@@ -22,14 +22,6 @@ from services.tasks.store import task_repository as task_store
 TOPIC = "citydata.tasks.v1"
 
 
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
 def directive_pb(directive: Directive) -> pb.Directive:
     return pb.Directive(
         directive_id=directive.directive_id,
@@ -39,7 +31,7 @@ def directive_pb(directive: Directive) -> pb.Directive:
         issuer_agency=directive.issuer_agency,
         summary=directive.summary,
         plan_year=directive.plan_year,
-        create_time=timestamp(directive.created_at),
+        create_time=optional_timestamp(directive.created_at),
     )
 
 
@@ -53,13 +45,16 @@ def progress_pb(progress: Progress) -> pb.TaskProgress:
         percent=progress.percent,
         text=progress.text,
         attachments=[attachment_pb(a) for a in progress.attachments],
-        reported_at=timestamp(progress.at),
+        reported_at=optional_timestamp(progress.at),
     )
 
 
 def route_pb(route: Route) -> pb.PetitionRoute:
     return pb.PetitionRoute(
-        from_agency=route.from_agency, to_agency=route.to_agency, reason=route.reason, occurred_at=timestamp(route.at)
+        from_agency=route.from_agency,
+        to_agency=route.to_agency,
+        reason=route.reason,
+        occurred_at=optional_timestamp(route.at),
     )
 
 
@@ -74,9 +69,9 @@ def _task_header(task: Task, at: datetime) -> pb.TaskEventHeader:
         lead_agency=task.lead_agency,
         issuer_agency=task.issuer_agency,
         state=task_state_pb(task),  # type: ignore[arg-type]
-        occurred_at=timestamp(at),
-        original_due_at=timestamp(task.original_due_at),
-        due_at=timestamp(task.due_at),
+        occurred_at=optional_timestamp(at),
+        original_due_at=optional_timestamp(task.original_due_at),
+        due_at=optional_timestamp(task.due_at),
     )
 
 
@@ -88,8 +83,8 @@ def _petition_header(petition: Petition, at: datetime) -> pb.PetitionEventHeader
         sender_registry_id=petition.sender.registry_id,
         handling_agency=petition.handling_agency,
         state=f"PETITION_STATE_{petition.state.value}",
-        occurred_at=timestamp(at),
-        due_at=timestamp(petition.due_at),
+        occurred_at=optional_timestamp(at),
+        due_at=optional_timestamp(petition.due_at),
     )
 
 
@@ -114,16 +109,20 @@ def task_payload(event: ev.TaskEvent) -> tuple[str, Message]:
             return "task.completion_returned", pb.TaskCompletionReturned(header=header, note=event.note)
         case ev.TaskExtensionRequested():
             return "task.extension_requested", pb.TaskExtensionRequested(
-                header=header, requested_due_at=timestamp(event.task.requested_due_at), reason=event.task.reason
+                header=header,
+                requested_due_at=optional_timestamp(event.task.requested_due_at),
+                reason=event.task.reason,
             )
         case ev.TaskExtended():
-            return "task.extended", pb.TaskExtended(header=header, previous_due_at=timestamp(event.previous_due_at))
+            return "task.extended", pb.TaskExtended(
+                header=header, previous_due_at=optional_timestamp(event.previous_due_at)
+            )
         case ev.TaskExtensionRefused():
             return "task.extension_refused", pb.TaskExtensionRefused(header=header, note=event.note)
         case ev.TaskCancelled():
             return "task.cancelled", pb.TaskCancelled(header=header, reason=event.task.reason)
         case ev.TaskOverdue():
-            return "task.overdue", pb.TaskOverdue(header=header, missed_due_at=timestamp(event.missed_due_at))
+            return "task.overdue", pb.TaskOverdue(header=header, missed_due_at=optional_timestamp(event.missed_due_at))
     raise TypeError(f"unknown task event {event!r}")
 
 
@@ -142,14 +141,16 @@ def petition_payload(event: ev.PetitionEvent) -> tuple[str, Message]:
             return "petition.declined", pb.PetitionDeclined(header=header, reason=event.petition.outcome)
         case ev.PetitionExtended():
             return "petition.extended", pb.PetitionExtended(
-                header=header, previous_due_at=timestamp(event.previous_due_at), reason=event.reason
+                header=header, previous_due_at=optional_timestamp(event.previous_due_at), reason=event.reason
             )
         case ev.PetitionAnswered():
             return "petition.answered", pb.PetitionAnswered(
                 header=header, on_time=bool(event.petition.on_time), document=attachment_pb(event.document)
             )
         case ev.PetitionOverdue():
-            return "petition.overdue", pb.PetitionOverdue(header=header, missed_due_at=timestamp(event.missed_due_at))
+            return "petition.overdue", pb.PetitionOverdue(
+                header=header, missed_due_at=optional_timestamp(event.missed_due_at)
+            )
     raise TypeError(f"unknown petition event {event!r}")
 
 

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kit.consumer import ConsumerRunner
 from kit.db import make_engine
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.kafka import make_consumer, make_producer
 from kit.migrations import upgrade_to_head
 from services.gateway import store
-from services.gateway.domain.kpi import LOCAL_TIME, Dimension, KpiQuery, Period
+from services.gateway.domain.kpi import Dimension, KpiQuery, Period
 from services.gateway.readmodel.projection import Projection
 from services.gateway.readmodel.queries import ReadModelQueries
 from tests.support.dossier_histories import History, Step, encoded

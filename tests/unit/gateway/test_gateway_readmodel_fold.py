@@ -16,9 +16,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from kit.db import make_engine
+from kit.deadlines.calendar import LOCAL_TIME
 from kit.events import InboundEvent
 from services.gateway import store
-from services.gateway.domain.kpi import LOCAL_TIME
 from services.gateway.readmodel.projection import Projection, imported_steps
 from services.gateway.rebuild_cli import _rows
 from tests.support.dossier_histories import History, Step, inbound
