@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     insert,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,6 +132,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def dialect_insert(session: Session) -> Callable[[Table], Any]:
+    """The INSERT construct of the session's database (PostgreSQL or SQLite), the one that offers
+    `on_conflict_do_update` / `on_conflict_do_nothing` for upserts on both."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert  # type: ignore[return-value]
 
 
 def is_postgres(engine: Engine) -> bool:

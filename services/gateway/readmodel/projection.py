@@ -47,9 +47,10 @@ from typing import Any
 from citydata.v1 import dossier_pb2, registry_pb2, signing_pb2
 from google.protobuf.message import Message
 from sqlalchemy import String, Table, TextClause, any_, bindparam, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from kit.db import dialect_insert
 from kit.events import InboundEvent
 from kit.proto_time import optional_datetime
 from services.gateway.domain.kpi import local_day, period_keys
@@ -87,15 +88,11 @@ _DOSSIER_DEFAULTS: dict[str, Any] = {
 CounterKey = tuple[str, str, date]  # agency, procedure, local day
 
 
-def _insert_builder(session: Session) -> Callable[[Table], Any]:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert  # type: ignore[return-value]
-
-
 def upsert(
     session: Session, table: Table, values: Mapping[str, Any], keys: list[str], changes: Mapping[str, Any]
 ) -> None:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET changes, on PostgreSQL and SQLite alike."""
-    statement = _insert_builder(session)(table).values(**values)
+    statement = dialect_insert(session)(table).values(**values)
     if changes:
         statement = statement.on_conflict_do_update(index_elements=keys, set_=dict(changes))
     else:
@@ -165,7 +162,7 @@ class SetUpsert:
         return self._unnest
 
     def _portable_statement(self, session: Session) -> Any:
-        statement = _insert_builder(session)(self.table)
+        statement = dialect_insert(session)(self.table)
         if not self.changes:
             return statement.on_conflict_do_nothing(index_elements=self.keys)
         t, new = self.table.c, statement.excluded
