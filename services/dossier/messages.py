@@ -57,26 +57,39 @@ def state_pb(state: State) -> int:
 
 
 def state_of(value: int) -> State | None:
+    if value in _STATES_BY_NUMBER:  # a dict look-up: bulk imports read every row's
+        return _STATES_BY_NUMBER[value]
     name = pb.DossierState.Name(value).removeprefix("DOSSIER_STATE_")
     return State(name) if name != "UNSPECIFIED" else None
 
 
 def channel_pb(channel: Channel) -> int:
-    return int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{channel.value}"))
+    return _CHANNEL_NUMBERS[channel]
 
 
 def channel_of(value: int) -> Channel | None:
+    if value in _CHANNELS_BY_NUMBER:
+        return _CHANNELS_BY_NUMBER[value]
     name = pb.DossierChannel.Name(value).removeprefix("DOSSIER_CHANNEL_")
     return Channel(name) if name != "UNSPECIFIED" else None
 
 
 def applicant_kind_pb(kind: ApplicantKind) -> int:
-    return int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{kind.value}"))
+    return _KIND_NUMBERS[kind]
 
 
 def applicant_kind_of(value: int) -> ApplicantKind | None:
+    if value in _KINDS_BY_NUMBER:
+        return _KINDS_BY_NUMBER[value]
     name = pb.DossierApplicantKind.Name(value).removeprefix("DOSSIER_APPLICANT_KIND_")
     return ApplicantKind(name) if name != "UNSPECIFIED" else None
+
+
+_CHANNEL_NUMBERS = {c: int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{c.value}")) for c in Channel}
+_KIND_NUMBERS = {k: int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{k.value}")) for k in ApplicantKind}
+_STATES_BY_NUMBER: dict[int, State | None] = {0: None, **{n: s for s, n in _STATE_NUMBERS.items()}}
+_CHANNELS_BY_NUMBER: dict[int, Channel | None] = {0: None, **{n: c for c, n in _CHANNEL_NUMBERS.items()}}
+_KINDS_BY_NUMBER: dict[int, ApplicantKind | None] = {0: None, **{n: k for k, n in _KIND_NUMBERS.items()}}
 
 
 def enum_number(enum_type: Any, prefix: str, value: int) -> bool:

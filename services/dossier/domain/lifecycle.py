@@ -304,9 +304,7 @@ class Lifecycle:
         missed = dossier.due_at
         assert missed is not None  # is_past_due checked it
         overdue = dossier.evolve(overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
-        # The note is read by people: local office time. `occurred_at` keeps the instant in UTC.
-        local = missed.astimezone(LOCAL_TIME).isoformat(timespec="minutes")
-        transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, f"missed due {local}")
+        transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, overdue_note(missed))
         events = (
             DossierEvent(EVENT_TYPES[Action.OVERDUE], missed, overdue, {"missed_due_at": missed}),
             DossierEvent(APOLOGY_REQUIRED, missed, overdue, {"missed_due_at": missed}),
@@ -365,6 +363,12 @@ def allowed_target(state: State, action: Action) -> State:
     if target is None:
         raise FailedPrecondition(f"cannot {action.value} a dossier in state {state.value}", reason="INVALID_TRANSITION")
     return target
+
+
+def overdue_note(missed_due_at: datetime) -> str:
+    """The OVERDUE timeline entry's note. It is read by people: local office time (the entry's
+    `occurred_at` keeps the instant in UTC)."""
+    return f"missed due {missed_due_at.astimezone(LOCAL_TIME).isoformat(timespec='minutes')}"
 
 
 def dossier_number(agency_code: str, received_at: datetime, sequence: int) -> str:
