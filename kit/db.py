@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kit.events import OutboundEvent, shard_of
+from kit.events import OutboundEvent, shard_of, uuid4_text
 
 # From this many outbox rows on, a commit on PostgreSQL writes them with COPY instead of INSERT.
 OUTBOX_COPY_MIN_ROWS = 64
@@ -190,7 +189,7 @@ class UnitOfWork:
 
 def outbox_row(event: OutboundEvent, source: str, now: datetime) -> dict[str, Any]:
     return {
-        "id": event.event_id or str(uuid.uuid4()),
+        "id": event.event_id or uuid4_text(),
         "aggregatetype": event.aggregate_type,
         "aggregateid": event.aggregate_id,
         "type": event.event_type,

@@ -16,15 +16,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from uuid import uuid4
 
 from citydata.v1 import dossier_pb2 as pb
 from sqlalchemy.exc import IntegrityError
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.deadlines.calendar import LOCAL_TIME
+from kit.deadlines.calendar import local_date
 from kit.errors import DomainError, Unavailable
+from kit.events import uuid4_text
 from services.dossier import store
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.importing import ImportedStep, ImportRowError, RawStep, replay, replay_fast
@@ -206,7 +206,7 @@ class DossierImporter:
         message = row.message
         channel = channel_of(message.channel)
         assert channel is not None  # _check refused the row otherwise
-        new = NewDossier(str(uuid4()), "", message.applicant_registry_id, kind, channel, imported=True)
+        new = NewDossier(uuid4_text(), "", message.applicant_registry_id, kind, channel, imported=True)
         received_at = from_timestamp(message.received_at)
         expected: State | None = state_of(message.state)
         raw = _raw_steps(message.steps)
@@ -224,7 +224,7 @@ class DossierImporter:
         groups: dict[tuple[str, date], list[int]] = defaultdict(list)
         for index, item in enumerate(replayed):
             dossier = item.outcome.dossier
-            groups[(dossier.agency_code, dossier.received_at.astimezone(LOCAL_TIME).date())].append(index)
+            groups[(dossier.agency_code, local_date(dossier.received_at))].append(index)
         firsts = store.reserve_numbers(uow.session, {key: len(indexes) for key, indexes in groups.items()})
         numbered: list[Outcome] = [item.outcome for item in replayed]
         for (agency, day), indexes in groups.items():
@@ -246,7 +246,9 @@ def _raw_steps(steps: Iterable[pb.ImportedDossierStep]) -> list[RawStep] | None:
         action = _ACTIONS.get(step.action)
         if action is None or not step.HasField("occurred_at"):
             return None
-        raw.append(RawStep(action, from_timestamp(step.occurred_at), step.note, step.payment_reference, step.amount_vnd))
+        raw.append(
+            RawStep(action, from_timestamp(step.occurred_at), step.note, step.payment_reference, step.amount_vnd)
+        )
     return raw
 
 

@@ -94,9 +94,21 @@ class _Replay:
     no copy per step); `dossier()` freezes them into a Dossier."""
 
     __slots__ = (
-        "new", "procedure", "received_at", "state", "updated_at", "clock_started_at", "due_at", "overdue_at",
-        "missed_deadlines", "resolved_at", "on_time", "working_days_used", "reason", "payment_reference",
+        "clock_started_at",
+        "due_at",
+        "missed_deadlines",
+        "new",
+        "on_time",
+        "overdue_at",
         "paid_amount_vnd",
+        "payment_reference",
+        "procedure",
+        "reason",
+        "received_at",
+        "resolved_at",
+        "state",
+        "updated_at",
+        "working_days_used",
     )  # fmt: skip
 
     def __init__(self, new: NewDossier, procedure: Procedure, received_at: datetime, state: State) -> None:

@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar, local_date
 from kit.errors import FailedPrecondition, ViolationCollector
 from services.dossier.domain.procedures import Procedure, ensure_accepts_new_dossiers
 
@@ -355,7 +355,7 @@ class Lifecycle:
     def working_days_used(self, clock_started_at: datetime, resolved_at: datetime) -> int:
         """Working days from the effective start day of the deadline to the resolution day."""
         start_day = self.calendar.effective_receipt_day(clock_started_at)
-        return max(0, self.calendar.working_days_between(start_day, resolved_at.astimezone(LOCAL_TIME).date()))
+        return max(0, self.calendar.working_days_between(start_day, local_date(resolved_at)))
 
 
 def allowed_target(state: State, action: Action) -> State:
@@ -374,7 +374,7 @@ def overdue_note(missed_due_at: datetime) -> str:
 def dossier_number(agency_code: str, received_at: datetime, sequence: int) -> str:
     """E.g. 000.00.SXD.H29-250124-0001: agency, local receipt date and the agency's daily sequence
     (H29 is Ho Chi Minh City's code in the national dossier numbering)."""
-    day = received_at.astimezone(LOCAL_TIME).date()
+    day = local_date(received_at)
     return f"000.00.{agency_code}.H29-{day:%y%m%d}-{sequence:04d}"
 
 

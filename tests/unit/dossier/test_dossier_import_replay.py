@@ -5,8 +5,10 @@ ordinary histories itself."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+from citydata.v1 import dossier_pb2 as pb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +36,15 @@ from services.dossier.domain.lifecycle import (
     Withdraw,
 )
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
-from services.dossier.messages import imported_events
+from services.dossier.messages import (
+    _apology,
+    _dossier_header,
+    applicant_kind_pb,
+    channel_pb,
+    imported_events,
+    timestamp,
+    transition_pb,
+)
 
 LIFECYCLE = Lifecycle(load_calendar())
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=LOCAL_TIME)
@@ -42,7 +52,9 @@ EARLIEST = datetime(2024, 12, 1, tzinfo=LOCAL_TIME)  # histories cross Tết 202
 
 
 def _procedure(code: str, time: int, unit: TimeUnit, online: int, fee: int) -> Procedure:
-    return Procedure(code, f"thủ tục {code}", "lĩnh vực", AuthorityLevel.CITY, "SXD", "Sở Xây dựng", time, unit, online, fee)
+    return Procedure(
+        code, f"thủ tục {code}", "lĩnh vực", AuthorityLevel.CITY, "SXD", "Sở Xây dựng", time, unit, online, fee
+    )
 
 
 PROCEDURES = [
@@ -92,7 +104,11 @@ def histories(draw: st.DrawFn) -> tuple[Procedure, Channel, datetime, list[tuple
 
 
 def _both(
-    procedure: Procedure, channel: Channel, received: datetime, steps: list[tuple[Command, datetime]], expected: State | None
+    procedure: Procedure,
+    channel: Channel,
+    received: datetime,
+    steps: list[tuple[Command, datetime]],
+    expected: State | None,
 ) -> tuple[Outcome | None, Outcome | ImportRowError]:
     new = NewDossier("d-1", "", "cit-1", ApplicantKind.CITIZEN, channel, imported=True)
     fast = replay_fast(LIFECYCLE, new, procedure, received, [_raw(c, at) for c, at in steps], expected, NOW)
@@ -124,6 +140,32 @@ def test_the_fast_replay_gives_what_the_step_by_step_replay_gives_or_declines(
     assert fast.events == tuple(e for e in reference.events if e.event_type in deadline_events)
     published = [(e.event_type, e.payload, e.time) for e in imported_events(fast, "k-1", trace={})]
     assert published == [(e.event_type, e.payload, e.time) for e in imported_events(reference, "k-1", trace={})]
+    assert [e.payload for e in imported_events(fast, "k-1", trace={})] == _built_message_by_message(fast, "k-1")
+
+
+def _built_message_by_message(outcome: Outcome, key: str) -> list[object]:
+    """The imported events' payloads as built before imported_events filled them in place."""
+    dossier = outcome.dossier
+    steps = [t for t in outcome.transitions if t.action is not Action.OVERDUE]
+    imported = pb.DossierImported(
+        header=_dossier_header(dossier, steps[-1].at if steps else dossier.received_at),
+        channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
+        applicant_kind=applicant_kind_pb(dossier.applicant_kind),  # type: ignore[arg-type]
+        import_key=key,
+        transitions=[transition_pb(t) for t in outcome.transitions],
+        resolved_at=timestamp(dossier.resolved_at),
+        on_time=bool(dossier.on_time),
+        working_days_used=dossier.working_days_used or 0,
+        missed_deadlines=[
+            timestamp(e.details["missed_due_at"]) for e in outcome.events if e.event_type == "dossier.overdue"
+        ],  # type: ignore[arg-type]
+    )
+    apologies = [
+        _apology(replace(e, dossier=replace(e.dossier, number=dossier.number)), e.details)
+        for e in outcome.events
+        if e.event_type == APOLOGY_REQUIRED
+    ]
+    return [imported, *apologies]
 
 
 def test_a_late_ordinary_history_takes_the_fast_path_with_its_overdue_and_apology() -> None:
@@ -135,3 +177,14 @@ def test_a_late_ordinary_history_takes_the_fast_path_with_its_overdue_and_apolog
     assert (fast.dossier.on_time, fast.dossier.missed_deadlines) == (False, 1)
     assert [t.action for t in fast.transitions] == [Action.SUBMIT, Action.ACCEPT, Action.OVERDUE, Action.RESOLVE]
     assert [e.event_type for e in fast.events] == ["dossier.overdue", APOLOGY_REQUIRED]
+
+
+def test_the_copy_record_of_a_dossier_holds_its_values_in_column_order() -> None:
+    from services.dossier import store
+
+    received = datetime(2025, 3, 3, 9, tzinfo=LOCAL_TIME)
+    fast, _ = _both(PROCEDURES[0], Channel.COUNTER, received, [(Accept(), received + timedelta(hours=1))], None)
+    assert fast is not None
+    values = {**store.dossier_values(fast.dossier), "import_key": "k-9"}
+    assert list(values) == store._DOSSIER_COLUMNS
+    assert store._dossier_record(fast.dossier, "k-9") == tuple(values.values())

@@ -3,13 +3,20 @@ the real calendar across several years (Tết, swaps, year boundaries), and stil
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kit.deadlines.calendar import AnnouncedYear, StatutoryYear, WorkingCalendar
+from kit.deadlines.calendar import (
+    LOCAL_TIME,
+    AnnouncedYear,
+    StatutoryYear,
+    WorkingCalendar,
+    local_date,
+    local_wall_time,
+)
 from kit.deadlines.loader import load_calendar
 from kit.errors import FailedPrecondition
 
@@ -78,3 +85,20 @@ def test_a_gap_of_more_than_a_month_is_still_reported_as_bad_calendar_data() -> 
     with pytest.raises(FailedPrecondition):
         calendar.next_working_day(date(2030, 3, 1))
     assert calendar.add_working_days(date(2030, 4, 15), 1) == date(2030, 4, 16)  # after it: fine
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    instant=st.datetimes(min_value=datetime(1940, 1, 1), max_value=datetime(2200, 1, 1)),
+    zone=st.sampled_from([UTC, LOCAL_TIME]),
+)
+def test_local_wall_time_is_the_zone_s_wall_time(instant: datetime, zone: object) -> None:
+    aware = instant.replace(tzinfo=zone)  # type: ignore[arg-type]
+    expected = aware.astimezone(LOCAL_TIME)
+    assert (local_wall_time(aware).date(), local_wall_time(aware).time()) == (expected.date(), expected.time())
+    assert local_date(aware) == expected.date()
+
+
+def test_local_date_after_17_utc_is_the_next_day() -> None:
+    assert local_date(datetime(2025, 12, 31, 17, 0, tzinfo=UTC)) == date(2026, 1, 1)
+    assert local_date(datetime(2025, 12, 31, 16, 59, tzinfo=UTC)) == date(2025, 12, 31)
