@@ -146,6 +146,11 @@ class WorkingCalendar:
         self._due_cache: dict[tuple[date, int], datetime] = {}
         self._index = _WorkingDayIndex(self.is_working_day)
 
+    def prepare(self, around: date) -> None:
+        """Reads the rules and indexes the working days of the years around `around` now (a
+        service at start-up), so that its first deadline question does not pay for them."""
+        self._index.between(around, around)
+
     @property
     def announced_years(self) -> frozenset[int]:
         """Years with announced data; other years follow the statutory rules only."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from citydata.v1 import dossier_pb2 as pb
@@ -228,10 +228,13 @@ class DossierImporter:
         firsts = store.reserve_numbers(uow.session, {key: len(indexes) for key, indexes in groups.items()})
         numbered: list[Outcome] = [item.outcome for item in replayed]
         for (agency, day), indexes in groups.items():
+            first = firsts[(agency, day)]
+            # dossier_number's text, its agency and day part made once per block
+            prefix = dossier_number(agency, numbered[indexes[0]].dossier.received_at, 0).removesuffix("0000")
             for offset, index in enumerate(indexes):
                 outcome = numbered[index]
-                number = dossier_number(agency, outcome.dossier.received_at, firsts[(agency, day)] + offset)
-                numbered[index] = replace(outcome, dossier=outcome.dossier.evolve(number=number))
+                number = f"{prefix}{first + offset:04d}"
+                numbered[index] = Outcome(outcome.dossier.evolve(number=number), outcome.transitions, outcome.events)
         return numbered
 
 
