@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
@@ -53,7 +52,6 @@ def parse_ward_code(raw: str, field: str = "address.ward_code") -> Checked[str]:
     return good(code)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # pure; a city's addresses repeat (bulk imports check each once)
 def parse_address(draft: AddressDraft, field: str = "address") -> Checked[Address]:
     """Every part checked; violations are named `<field>.province_code` and so on."""
     province = parse_province_code(draft.province_code, f"{field}.province_code")
