@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-import uuid
+import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,7 +102,7 @@ class OutboundEvent:
         return {
             "source": source,
             "dataschema": dataschema_of(self.payload),
-            "time": time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "time": (time if time.tzinfo is UTC else time.astimezone(UTC)).isoformat().replace("+00:00", "Z"),
             **self.trace,
         }
 
@@ -211,4 +211,16 @@ def _parse_time(raw: Any) -> datetime:
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    return uuid4_text()
+
+
+def uuid4_text() -> str:
+    """`str(uuid.uuid4())` at a fraction of its cost (a bulk import takes one per row and per
+    event): 122 random bits from os.urandom, the version and variant bits set as RFC 4122 says."""
+    digits = os.urandom(16).hex()
+    variant = _VARIANT_DIGITS[digits[16]]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
+# the first digit of the fourth group: its two top bits are 10 (RFC 4122 variant)
+_VARIANT_DIGITS = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}

@@ -32,7 +32,8 @@ def run_idempotent(
     """Run `action` in a unit of work once per (method, key); without a key it simply runs."""
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidArgument([FieldViolation("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")])
-    fingerprint = sha256_hex(request.SerializeToString(deterministic=True))
+    # only a keyed call is compared with an earlier one (a bulk import's chunk is large to hash)
+    fingerprint = sha256_hex(request.SerializeToString(deterministic=True)) if key else ""
     if key:
         replayed = _replay(new_uow, method, key, fingerprint, response_type)
         if replayed is not None:

@@ -30,15 +30,26 @@ Instants go in and come out timezone-aware; results are in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, ViolationCollector
 
 LOCAL_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
+# Ho Chi Minh City has kept UTC+7 since June 1975. From 1976 on, a UTC instant's local wall time is
+# the instant plus seven hours: an addition instead of a zone look-up (bulk imports convert
+# millions). Checked against the zone data at start-up, every January and July to 2100; where the
+# data disagree (a future change of zone), every instant goes through the zone.
+_FIXED_OFFSET = timedelta(hours=7)
+_FIXED_OFFSET_FROM = datetime(1976, 1, 1, tzinfo=UTC)
+_FIXED_OFFSET_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
+_FIXED_OFFSET_HOLDS = all(
+    LOCAL_TIME.utcoffset(datetime(year, month, 1)) == _FIXED_OFFSET for year in range(1976, 2101) for month in (1, 7)
+)
 
 # Guards against runaway loops from a typo (e.g. 10**9 days); real procedures last weeks.
 MAX_WORKING_DAYS = 1000
@@ -133,6 +144,12 @@ class WorkingCalendar:
         # The calendar never changes once built; bulk imports ask about the same days millions of times.
         self._working_cache: dict[date, bool] = {}
         self._due_cache: dict[tuple[date, int], datetime] = {}
+        self._index = _WorkingDayIndex(self.is_working_day)
+
+    def prepare(self, around: date) -> None:
+        """Reads the rules and indexes the working days of the years around `around` now (a
+        service at start-up), so that its first deadline question does not pay for them."""
+        self._index.between(around, around)
 
     @property
     def announced_years(self) -> frozenset[int]:
@@ -166,6 +183,12 @@ class WorkingCalendar:
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""
+        found = self._index.add(day, 1)
+        return found if found is not None else self._next_working_day_stepwise(day)
+
+    def _next_working_day_stepwise(self, day: date) -> date:
+        """Day by day: the definition the index is checked against, and what answers (or raises
+        CALENDAR_DATA_INVALID) where the index cannot."""
         candidate = day
         for _ in range(_MAX_DAYS_TO_NEXT_WORKING_DAY):
             candidate += timedelta(days=1)
@@ -178,10 +201,17 @@ class WorkingCalendar:
 
     def add_working_days(self, day: date, working_days: int) -> date:
         """The `working_days`-th working day after `day` (`day` itself is not counted)."""
-        _check_count("working_days", working_days, MAX_WORKING_DAYS)
+        if not _is_count(working_days, MAX_WORKING_DAYS):
+            _check_count("working_days", working_days, MAX_WORKING_DAYS)
+        if working_days == 0:
+            return day
+        found = self._index.add(day, working_days)
+        return found if found is not None else self._add_working_days_stepwise(day, working_days)
+
+    def _add_working_days_stepwise(self, day: date, working_days: int) -> date:
         result = day
         for _ in range(working_days):
-            result = self.next_working_day(result)
+            result = self._next_working_day_stepwise(result)
         return result
 
     def working_days_between(self, start: date, end: date) -> int:
@@ -193,6 +223,10 @@ class WorkingCalendar:
         """
         if end < start:
             return -self.working_days_between(end, start)
+        counted = self._index.between(start, end)
+        return counted if counted is not None else self._working_days_between_stepwise(start, end)
+
+    def _working_days_between_stepwise(self, start: date, end: date) -> int:
         return sum(1 for day in _days_after(start, end) if self.is_working_day(day))
 
     # --- instants ---------------------------------------------------------------------
@@ -200,15 +234,17 @@ class WorkingCalendar:
     def effective_receipt_day(self, received_at: datetime) -> date:
         """D: the receipt date if it is a working day and before closing, else the next
         working day. Arrivals before opening on a working day count for that day."""
-        _check_instant("received_at", received_at)
-        local = received_at.astimezone(LOCAL_TIME)
+        if received_at.tzinfo is None or received_at.utcoffset() is None:
+            _check_instant("received_at", received_at)
+        local = local_wall_time(received_at)
         if self.is_working_day(local.date()) and local.time() < self.office_hours.closes:
             return local.date()
         return self.next_working_day(local.date())
 
     def due_date(self, received_at: datetime, working_days: int) -> datetime:
         """Closing time of the N-th working day after the effective receipt day, in UTC."""
-        _check_instant_and_count("received_at", received_at, "working_days", working_days, MAX_WORKING_DAYS)
+        if not (_is_aware(received_at) and _is_count(working_days, MAX_WORKING_DAYS)):
+            _check_instant_and_count("received_at", received_at, "working_days", working_days, MAX_WORKING_DAYS)
         receipt_day = self.effective_receipt_day(received_at)
         key = (receipt_day, working_days)
         due = self._due_cache.get(key)
@@ -313,11 +349,127 @@ def _merge_announcements(
     return days_off, working_days
 
 
+class _WorkingDayIndex:
+    """Working-day arithmetic as array look-ups over whole years, built lazily from the
+    calendar's own `is_working_day`: `counts[i]` is how many working days lie in
+    [first day, first day + i], `ordinals` lists the working days in order. So "the N-th working
+    day after D" is `ordinals[counts[D] + N - 1]` and "working days after S up to E" is
+    `counts[E] - counts[S]`: a bulk import asks these for every dossier.
+
+    Answers None where the day-by-day definition must answer instead: outside years 1-9999, or
+    on a path crossing a gap of more than `_MAX_DAYS_TO_NEXT_WORKING_DAY` days (bad calendar data,
+    which the day-by-day walk reports). Extending replaces the whole snapshot at once, so threads
+    sharing the calendar read a consistent one without a lock."""
+
+    # The years built around the first question (a dossier's deadlines reach past the year's end).
+    _MARGIN_YEARS = 1
+
+    def __init__(self, is_working_day: Callable[[date], bool]) -> None:
+        self._is_working_day = is_working_day
+        self._snapshot: _IndexSnapshot | None = None
+
+    def add(self, day: date, working_days: int) -> date | None:
+        """The `working_days`-th working day strictly after `day` (`working_days` >= 1)."""
+        snapshot = self._covering(day.year, day.year + 1 + working_days // 200)
+        if snapshot is None:
+            return None
+        position = snapshot.counts[day.toordinal() - snapshot.first] + working_days - 1
+        while position >= len(snapshot.ordinals):
+            if snapshot.last_year >= MAXYEAR:
+                return None
+            snapshot = self._covering(snapshot.first_year, snapshot.last_year + 1)
+            if snapshot is None:
+                return None
+        if not snapshot.path_is_sound(day.toordinal(), position, working_days):
+            return None
+        return date.fromordinal(snapshot.ordinals[position])
+
+    def between(self, start: date, end: date) -> int | None:
+        """Working days after `start` up to and including `end` (`start` <= `end`)."""
+        snapshot = self._covering(start.year, end.year)
+        if snapshot is None:
+            return None
+        return snapshot.counts[end.toordinal() - snapshot.first] - snapshot.counts[start.toordinal() - snapshot.first]
+
+    def _covering(self, first_year: int, last_year: int) -> _IndexSnapshot | None:
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.first_year <= first_year and last_year <= snapshot.last_year:
+            return snapshot
+        if snapshot is not None:
+            first_year, last_year = min(first_year, snapshot.first_year), max(last_year, snapshot.last_year)
+        else:
+            first_year, last_year = first_year - self._MARGIN_YEARS, last_year + self._MARGIN_YEARS
+        first_year, last_year = max(first_year, MINYEAR), min(last_year, MAXYEAR)
+        if first_year > last_year:
+            return None
+        snapshot = _IndexSnapshot.build(first_year, last_year, self._is_working_day)
+        self._snapshot = snapshot
+        return snapshot
+
+
+@dataclass(frozen=True)
+class _IndexSnapshot:
+    first_year: int
+    last_year: int
+    first: int  # ordinal of 1 January of first_year
+    counts: list[int]
+    ordinals: list[int]
+    long_gaps: list[int]  # positions p in `ordinals` whose gap from the previous working day is too long
+
+    @classmethod
+    def build(cls, first_year: int, last_year: int, is_working_day: Callable[[date], bool]) -> _IndexSnapshot:
+        first = date(first_year, 1, 1).toordinal()
+        last = date(last_year, 12, 31).toordinal()
+        counts: list[int] = []
+        ordinals: list[int] = []
+        for ordinal in range(first, last + 1):
+            if is_working_day(date.fromordinal(ordinal)):
+                ordinals.append(ordinal)
+            counts.append(len(ordinals))
+        long_gaps = [
+            p for p in range(1, len(ordinals)) if ordinals[p] - ordinals[p - 1] > _MAX_DAYS_TO_NEXT_WORKING_DAY
+        ]
+        return cls(first_year, last_year, first, counts, ordinals, long_gaps)
+
+    def path_is_sound(self, start: int, position: int, working_days: int) -> bool:
+        """Whether walking day by day from `start` to `ordinals[position]` meets no gap longer
+        than the walk allows (the walk would raise there)."""
+        first_position = position - working_days + 1
+        if self.ordinals[first_position] - start > _MAX_DAYS_TO_NEXT_WORKING_DAY:
+            return False
+        # a long gap between two working days of the path?
+        return not self.long_gaps or bisect_right(self.long_gaps, position) == bisect_right(
+            self.long_gaps, first_position
+        )
+
+
+def _is_aware(instant: datetime) -> bool:
+    return instant.tzinfo is not None and instant.utcoffset() is not None
+
+
+def _is_count(value: object, maximum: int) -> bool:
+    """The valid counts, checked without building a collector (bulk imports check millions)."""
+    return type(value) is int and 0 <= value <= maximum
+
+
 def _days_after(start: date, end: date) -> Iterator[date]:
     day = start + timedelta(days=1)
     while day <= end:
         yield day
         day += timedelta(days=1)
+
+
+def local_wall_time(instant: datetime) -> datetime:
+    """An aware instant's wall-clock time in Ho Chi Minh City: read only its `date()` and `time()`
+    (for a UTC instant it may still carry the UTC tzinfo, shifted by the local offset)."""
+    if instant.tzinfo is UTC and _FIXED_OFFSET_HOLDS and _FIXED_OFFSET_FROM <= instant < _FIXED_OFFSET_UNTIL:
+        return instant + _FIXED_OFFSET
+    return instant.astimezone(LOCAL_TIME)
+
+
+def local_date(instant: datetime) -> date:
+    """The date in Ho Chi Minh City at an aware instant."""
+    return local_wall_time(instant).date()
 
 
 def _violation_collector_for(instant_field: str, instant: datetime) -> ViolationCollector:

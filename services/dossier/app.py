@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kit.clock import Clock
 from kit.config import ConfigError, env_bool, env_str
 from kit.consumer import RetryPolicy
-from kit.deadlines.calendar import WorkingCalendar
+from kit.deadlines.calendar import WorkingCalendar, local_date
 from kit.deadlines.loader import load_calendar
 from kit.grpc_server import ServiceHost, Worker, registrar
 from kit.metrics import gauge
@@ -108,6 +108,7 @@ def build_app(
     """`apology` None: no apology letters from this instance (the tests of other features)."""
     ensure_catalogue(runtime)
     lifecycle = Lifecycle(load_calendar())
+    lifecycle.calendar.prepare(local_date(clock.now()))
     servicer = DossierServicer(runtime.uow, lifecycle, applicants, clock)
     watcher = DeadlineWatcher(runtime.uow, lifecycle, clock, max_sleep_seconds=watcher_max_sleep_seconds)
     workers = [watcher.worker()]

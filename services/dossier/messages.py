@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,26 +56,39 @@ def state_pb(state: State) -> int:
 
 
 def state_of(value: int) -> State | None:
+    if value in _STATES_BY_NUMBER:  # a dict look-up: bulk imports read every row's
+        return _STATES_BY_NUMBER[value]
     name = pb.DossierState.Name(value).removeprefix("DOSSIER_STATE_")
     return State(name) if name != "UNSPECIFIED" else None
 
 
 def channel_pb(channel: Channel) -> int:
-    return int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{channel.value}"))
+    return _CHANNEL_NUMBERS[channel]
 
 
 def channel_of(value: int) -> Channel | None:
+    if value in _CHANNELS_BY_NUMBER:
+        return _CHANNELS_BY_NUMBER[value]
     name = pb.DossierChannel.Name(value).removeprefix("DOSSIER_CHANNEL_")
     return Channel(name) if name != "UNSPECIFIED" else None
 
 
 def applicant_kind_pb(kind: ApplicantKind) -> int:
-    return int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{kind.value}"))
+    return _KIND_NUMBERS[kind]
 
 
 def applicant_kind_of(value: int) -> ApplicantKind | None:
+    if value in _KINDS_BY_NUMBER:
+        return _KINDS_BY_NUMBER[value]
     name = pb.DossierApplicantKind.Name(value).removeprefix("DOSSIER_APPLICANT_KIND_")
     return ApplicantKind(name) if name != "UNSPECIFIED" else None
+
+
+_CHANNEL_NUMBERS = {c: int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{c.value}")) for c in Channel}
+_KIND_NUMBERS = {k: int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{k.value}")) for k in ApplicantKind}
+_STATES_BY_NUMBER: dict[int, State | None] = {0: None, **{n: s for s, n in _STATE_NUMBERS.items()}}
+_CHANNELS_BY_NUMBER: dict[int, Channel | None] = {0: None, **{n: c for c, n in _CHANNEL_NUMBERS.items()}}
+_KINDS_BY_NUMBER: dict[int, ApplicantKind | None] = {0: None, **{n: k for k, n in _KIND_NUMBERS.items()}}
 
 
 def enum_number(enum_type: Any, prefix: str, value: int) -> bool:
@@ -236,38 +248,74 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
     """The outbox events of an imported dossier: ONE dossier.imported with its whole replayed
     history, then each dossier.apology_required the replay produced (as a live dossier's), so
     the apology letters follow unchanged. `outcome.dossier` carries the dossier number; `trace`,
-    when given, saves looking up the current trace for every dossier of a chunk."""
+    when given, saves looking up the current trace for every dossier of a chunk.
+
+    Built field by field into the payload (a bulk import builds one per row): the same messages
+    as `pb.DossierImported(header=_dossier_header(...), transitions=[transition_pb(t) ...])`."""
     dossier = outcome.dossier
-    steps = [t for t in outcome.transitions if t.action is not Action.OVERDUE]
-    last_step_at = steps[-1].at if steps else dossier.received_at
+    last_step_at = next((t.at for t in reversed(outcome.transitions) if t.action is not Action.OVERDUE), None)
+    if last_step_at is None:
+        last_step_at = dossier.received_at
     payload = pb.DossierImported(
-        header=_dossier_header(dossier, last_step_at),
-        channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
-        applicant_kind=applicant_kind_pb(dossier.applicant_kind),  # type: ignore[arg-type]
+        channel=_CHANNEL_NUMBERS[dossier.channel],  # type: ignore[arg-type]
+        applicant_kind=_KIND_NUMBERS[dossier.applicant_kind],  # type: ignore[arg-type]
         import_key=import_key,
-        transitions=[transition_pb(t) for t in outcome.transitions],
-        resolved_at=timestamp(dossier.resolved_at),
         on_time=bool(dossier.on_time),
         working_days_used=dossier.working_days_used or 0,
-        missed_deadlines=_missed_deadlines(outcome.events),
     )
-    traced = current_trace_headers() if trace is None else dict(trace)
-    events = [OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, IMPORTED, payload, time=last_step_at, trace=traced)]
+    _fill_header(payload.header, dossier, last_step_at, dossier.number)
+    add_transition = payload.transitions.add
+    for transition in outcome.transitions:
+        entry = add_transition(
+            action=transition.action.value,
+            from_state=_STATE_NUMBERS[transition.from_state],  # type: ignore[arg-type]
+            to_state=_STATE_NUMBERS[transition.to_state],  # type: ignore[arg-type]
+            note=transition.note,
+        )
+        _stamp(entry.occurred_at, transition.at)
+    if dossier.resolved_at is not None:
+        _stamp(payload.resolved_at, dossier.resolved_at)
+    apologies: list[DossierEvent] = []
     for event in outcome.events:
-        if event.event_type == APOLOGY_REQUIRED:
-            numbered = replace(event, dossier=replace(event.dossier, number=dossier.number))
-            apology = _apology(numbered, numbered.details)
-            ident = dossier.dossier_id
-            events.append(OutboundEvent(TOPIC, AGGREGATE, ident, APOLOGY_REQUIRED, apology, event.at, trace=traced))
+        missed_due_at = event.details.get("missed_due_at")
+        if event.event_type == _OVERDUE and isinstance(missed_due_at, datetime):
+            _stamp(payload.missed_deadlines.add(), missed_due_at)
+        elif event.event_type == APOLOGY_REQUIRED:
+            apologies.append(event)
+    traced = current_trace_headers() if trace is None else dict(trace)
+    ident = dossier.dossier_id
+    events = [OutboundEvent(TOPIC, AGGREGATE, ident, IMPORTED, payload, time=last_step_at, trace=traced)]
+    for event in apologies:
+        # the dossier as it stood when the deadline was missed, under its (later given) number
+        apology = pb.DossierApologyRequired(
+            missed_due_at=timestamp(event.details["missed_due_at"]),  # type: ignore[arg-type]
+            applicant_registry_id=event.dossier.applicant_registry_id,
+            applicant_kind=_KIND_NUMBERS[event.dossier.applicant_kind],  # type: ignore[arg-type]
+        )
+        _fill_header(apology.header, event.dossier, event.at, dossier.number)
+        events.append(OutboundEvent(TOPIC, AGGREGATE, ident, APOLOGY_REQUIRED, apology, event.at, trace=traced))
     return events
 
 
-def _missed_deadlines(events: Sequence[DossierEvent]) -> list[Timestamp]:
-    """Every missed due instant, in order: the replay's dossier.overdue events carry them."""
-    missed: list[Timestamp] = []
-    for event in events:
-        missed_due_at = event.details.get("missed_due_at")
-        stamp = timestamp(missed_due_at) if isinstance(missed_due_at, datetime) else None
-        if event.event_type == _OVERDUE and stamp is not None:
-            missed.append(stamp)
-    return missed
+def _fill_header(header: pb.DossierEventHeader, dossier: Dossier, at: datetime, number: str) -> None:
+    """What `_dossier_header` builds, set in place (with `number` for the dossier's)."""
+    header.dossier_id = dossier.dossier_id
+    header.number = number
+    header.procedure_code = dossier.procedure_code
+    header.agency_code = dossier.agency_code
+    header.state = _STATE_NUMBERS[dossier.state]  # type: ignore[assignment]
+    _stamp(header.occurred_at, at)
+    _stamp(header.received_at, dossier.received_at)
+    if dossier.due_at is not None:
+        _stamp(header.due_at, dossier.due_at)
+    header.applicant_registry_id = dossier.applicant_registry_id
+    header.imported = dossier.imported
+
+
+def _stamp(target: Timestamp, value: datetime) -> None:
+    """`timestamp(value)` written into an existing (sub)message."""
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)
+    since = value - _EPOCH
+    target.seconds = since.days * 86_400 + since.seconds
+    target.nanos = since.microseconds * 1000

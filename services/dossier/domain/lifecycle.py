@@ -37,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
+from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar, local_date
 from kit.errors import FailedPrecondition, ViolationCollector
 from services.dossier.domain.procedures import Procedure, ensure_accepts_new_dossiers
 
@@ -304,9 +304,7 @@ class Lifecycle:
         missed = dossier.due_at
         assert missed is not None  # is_past_due checked it
         overdue = dossier.evolve(overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
-        # The note is read by people: local office time. `occurred_at` keeps the instant in UTC.
-        local = missed.astimezone(LOCAL_TIME).isoformat(timespec="minutes")
-        transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, f"missed due {local}")
+        transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, overdue_note(missed))
         events = (
             DossierEvent(EVENT_TYPES[Action.OVERDUE], missed, overdue, {"missed_due_at": missed}),
             DossierEvent(APOLOGY_REQUIRED, missed, overdue, {"missed_due_at": missed}),
@@ -357,7 +355,7 @@ class Lifecycle:
     def working_days_used(self, clock_started_at: datetime, resolved_at: datetime) -> int:
         """Working days from the effective start day of the deadline to the resolution day."""
         start_day = self.calendar.effective_receipt_day(clock_started_at)
-        return max(0, self.calendar.working_days_between(start_day, resolved_at.astimezone(LOCAL_TIME).date()))
+        return max(0, self.calendar.working_days_between(start_day, local_date(resolved_at)))
 
 
 def allowed_target(state: State, action: Action) -> State:
@@ -367,10 +365,16 @@ def allowed_target(state: State, action: Action) -> State:
     return target
 
 
+def overdue_note(missed_due_at: datetime) -> str:
+    """The OVERDUE timeline entry's note. It is read by people: local office time (the entry's
+    `occurred_at` keeps the instant in UTC)."""
+    return f"missed due {missed_due_at.astimezone(LOCAL_TIME).isoformat(timespec='minutes')}"
+
+
 def dossier_number(agency_code: str, received_at: datetime, sequence: int) -> str:
     """E.g. 000.00.SXD.H29-250124-0001: agency, local receipt date and the agency's daily sequence
     (H29 is Ho Chi Minh City's code in the national dossier numbering)."""
-    day = received_at.astimezone(LOCAL_TIME).date()
+    day = local_date(received_at)
     return f"000.00.{agency_code}.H29-{day:%y%m%d}-{sequence:04d}"
 
 

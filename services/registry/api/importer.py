@@ -13,7 +13,6 @@ and replays their results instead of registering anyone twice.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.errors import FieldViolation, InvalidArgument
-from kit.events import OutboundEvent, current_trace_headers
+from kit.events import OutboundEvent, current_trace_headers, uuid4_text
 from kit.idempotency import MAX_KEY_LENGTH, run_idempotent
 from services.registry import domain
 from services.registry.api.mapping import Violations, citizen_draft, citizen_pb
@@ -168,7 +167,7 @@ def _validate(row: pb.CitizenInput, now: datetime) -> domain.Citizen | pb.Import
     violations = Violations()
     draft = citizen_draft(row, violations)
     try:
-        return violations.check(lambda: domain.new_citizen(str(uuid.uuid4()), draft, now))
+        return violations.check(lambda: domain.new_citizen(uuid4_text(), draft, now))
     except InvalidArgument as error:
         return pb.ImportRowError(
             code="INVALID_ARGUMENT",

@@ -30,6 +30,8 @@ class Checked(Generic[T_co]):
 
 
 def good(value: T) -> Checked[T]:
+    if value is None:  # an optional field left blank: one shared result (Checked is immutable)
+        return _GOOD_NONE  # type: ignore[return-value]
     return Checked(value)
 
 
@@ -39,7 +41,12 @@ def bad(field: str, description: str) -> Checked[T]:
 
 def raise_if_invalid(*checks: Checked[object]) -> None:
     """Raise one InvalidArgument naming every violation of every check."""
+    if not any(check.violations for check in checks):  # the usual case: nothing to collect
+        return
     collector = ViolationCollector()
     for check in checks:
         collector.violations.extend(check.violations)
     collector.raise_if_any()
+
+
+_GOOD_NONE: Checked[None] = Checked(None)

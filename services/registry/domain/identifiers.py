@@ -189,7 +189,12 @@ def parse_business_lines(raw: Sequence[str], field: str = "business_lines") -> C
 
 def parse_registry_id(raw: str, field: str) -> Checked[str]:
     """A registry id: a UUID, stored in its canonical lower-case hyphenated form."""
+    if _CANONICAL_UUID.fullmatch(raw):  # already canonical (every id the registry makes): as is
+        return good(raw)
     try:
         return good(str(uuid.UUID(raw.strip())))
     except ValueError:
         return bad(field, "not a registry id (a UUID such as 3f2b8c4e-...)")
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -7,6 +7,8 @@ zero-width joiner from a copy-paste) is stored, compared and indexed identically
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 
 from services.registry.domain.checked import Checked, bad, good
@@ -17,6 +19,11 @@ STREET_MAX_LENGTH = 200
 
 # U+200B ZERO WIDTH SPACE, U+200C ZWNJ, U+200D ZWJ, U+FEFF BYTE ORDER MARK / ZWNBSP.
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"))
+# In a str pattern \d is any Unicode decimal digit: category Nd.
+_DIGIT = re.compile(r"\d")
+# Names and street lines repeat (a city has a few thousand common full names): bulk imports check
+# each distinct text once. The checks are pure and their results immutable.
+_CACHED_TEXTS = 1 << 16
 
 
 def strip_zero_width(text: str) -> str:
@@ -33,13 +40,18 @@ def normalise_text(text: str) -> str:
 
 def has_invisible_characters(text: str) -> bool:
     """Control, format, private-use, surrogate or unassigned code points (Unicode category C*)."""
+    # str.isprintable() is False for every C* character (and for separators other than the
+    # space): when it holds, no character need be looked at one by one.
+    if text.isprintable():
+        return False
     return any(unicodedata.category(ch).startswith("C") for ch in text)
 
 
 def has_digits(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Nd" for ch in text)
+    return _DIGIT.search(text) is not None
 
 
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
 def parse_citizen_name(raw: str, field: str = "full_name") -> Checked[str]:
     """A person's full name: required, no digits, at most 100 characters after normalising."""
     name = normalise_text(raw)
@@ -56,6 +68,7 @@ def parse_business_name(raw: str, field: str = "name") -> Checked[str]:
     return bad(field, problem) if problem else good(name)
 
 
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
 def parse_street(raw: str, field: str = "address.street") -> Checked[str]:
     """A street line (house number, street, hamlet): required, at most 200 characters."""
     street = normalise_text(raw)

@@ -20,6 +20,7 @@ match of a lower band never outranks a looser match of a higher one.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ COVERAGE_WEIGHT = 0.2  # no larger than the gap between two bands
 _WORD = re.compile(r"\w+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names repeat; bulk imports fold each distinct one once
 def search_key(text: str) -> str:
     """`text` folded for matching: no accents, "đ" → "d", lower case, single spaces."""
     decomposed = unicodedata.normalize("NFD", strip_zero_width(text))

@@ -114,8 +114,12 @@ def test_a_bulk_chunk_reports_its_bad_row_and_a_resent_chunk_is_skipped(
         )
         timeline_rows = conn.execute(select(func.count()).select_from(transitions)).scalar_one()
         numbers = conn.execute(select(func.count(func.distinct(store.dossiers.c.number)))).scalar_one()
+        given = sorted(conn.execute(select(store.dossiers.c.number)).scalars())
     late = sum(1 for i in range(150) if i % 4 == 0 and i != 76)  # row 76 is refused
     assert per_type == {"dossier.imported": 149, "dossier.apology_required": late}
     assert imported_per_dossier == {1}
     assert timeline_rows == 149 * 4 + late  # SUBMIT, ACCEPT, RESOLVE, RETURN (+ OVERDUE when late)
     assert numbers == 149
+    # all received on Monday 3 March at one agency: that day's numbers 0001 to 0149
+    assert {n.rsplit("-", 1)[0].split(".H29-")[1] for n in given} == {"250303"}
+    assert [n.rsplit("-", 1)[1] for n in given] == [f"{i:04d}" for i in range(1, 150)]
