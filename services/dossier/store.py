@@ -30,10 +30,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kit.db import BigId, UtcDateTime, copy_rows, platform_tables, utc
+from kit.db import BigId, UtcDateTime, copy_rows, dialect_insert, platform_tables, utc
 from services.dossier.domain.lifecycle import (
     CLOCK_RUNNING,
     FINAL_STATES,
@@ -237,8 +236,7 @@ def upsert_procedures(session: Session, items: Sequence[Procedure]) -> None:
     """Insert new codes, overwrite existing ones: loading the same file twice changes nothing."""
     if not items:
         return
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(procedures)
+    statement = dialect_insert(session)(procedures)
     changed = {column.name: statement.excluded[column.name] for column in procedures.columns if column.name != "code"}
     session.execute(
         statement.on_conflict_do_update(index_elements=["code"], set_=changed), [procedure_values(p) for p in items]
@@ -401,8 +399,7 @@ def reserve_numbers(session: Session, wanted: Mapping[tuple[str, date], int]) ->
     rows = [
         {"agency_code": agency, "day": f"{day:%y%m%d}", "last_value": wanted[(agency, day)]} for agency, day in keys
     ]
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    upsert = dialect_insert(number_sequences).values(rows)
+    upsert = dialect_insert(session)(number_sequences).values(rows)
     statement = upsert.on_conflict_do_update(
         index_elements=["agency_code", "day"],
         set_={"last_value": number_sequences.c.last_value + upsert.excluded.last_value},
@@ -571,8 +568,7 @@ def next_letter_sequence(session: Session, agency_code: str, year: int) -> int:
     """The next letter number of the agency in that year, from 1. The upsert locks the counter
     row until the caller's transaction ends: concurrent letters of the agency take turns (no
     duplicates), and a rolled-back letter gives its number back (no gaps)."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    upsert = dialect_insert(apology_letter_numbers).values(agency_code=agency_code, year=year, last_value=1)
+    upsert = dialect_insert(session)(apology_letter_numbers).values(agency_code=agency_code, year=year, last_value=1)
     statement = upsert.on_conflict_do_update(
         index_elements=["agency_code", "year"], set_={"last_value": apology_letter_numbers.c.last_value + 1}
     ).returning(apology_letter_numbers.c.last_value)
@@ -581,8 +577,7 @@ def next_letter_sequence(session: Session, agency_code: str, year: int) -> int:
 
 def record_delay_reason(session: Session, dossier_id: str, reason: str, recorded_at: datetime) -> None:
     """The latest recorded reason wins."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(apology_delay_reasons).values(
+    statement = dialect_insert(session)(apology_delay_reasons).values(
         dossier_id=dossier_id, reason=reason, recorded_at=recorded_at
     )
     session.execute(
@@ -604,8 +599,9 @@ def signer_serial(session: Session, agency_code: str) -> str | None:
 
 def remember_signer(session: Session, agency_code: str, serial: str, issued_at: datetime) -> None:
     """First one wins: two consumers racing for an agency's first letter keep one serial."""
-    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(apology_signers).values(agency_code=agency_code, serial=serial, issued_at=issued_at)
+    statement = dialect_insert(session)(apology_signers).values(
+        agency_code=agency_code, serial=serial, issued_at=issued_at
+    )
     session.execute(statement.on_conflict_do_nothing(index_elements=["agency_code"]))
 
 
