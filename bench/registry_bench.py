@@ -184,10 +184,12 @@ JOIN bench_names AS n ON n.n = g.h %% %(names)s
 # --- Processes ---------------------------------------------------------------------------
 
 
-def start_registry(database_url: str, var: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_registry(database_url: str, var: str, processes: int = 1) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ,
+        "REGISTRY_PROCESSES": str(processes),
+        "REGISTRY_METRICS_PORT": "0",
         "REGISTRY_GRPC_PORT": str(port),
         "REGISTRY_DATABASE_URL": database_url,
         "REGISTRY_OUTBOX_RELAY": "false",
@@ -206,16 +208,20 @@ def start_registry(database_url: str, var: str) -> tuple[subprocess.Popen[bytes]
     return process, port
 
 
-def start_echo() -> tuple[subprocess.Popen[bytes], int]:
+def start_echo(processes: int = 1) -> tuple[list[subprocess.Popen[bytes]], int]:
+    """`processes` echo servers on one port (SO_REUSEPORT, as the registry's helper processes)."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.registry_bench", "--serve-echo", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_serving(port, process)
-    return process, port
+    started = []
+    for _ in range(processes):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.registry_bench", "--serve-echo", str(port)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_serving(port, process)
+        started.append(process)
+    return started, port
 
 
 def serve_echo(port: int) -> None:
@@ -341,8 +347,10 @@ def _copy(conn: psycopg.Connection[Any], table: str, columns: list[str], records
 # --- Report ------------------------------------------------------------------------------
 
 
-def run(rows: int, concurrency: int, seconds: float, import_only: bool, reuse: str | None) -> None:
-    echo, echo_port = start_echo()
+def run(rows: int, concurrency: int, seconds: float, import_only: bool, reuse: str | None, processes: int = 1) -> None:
+    echoes = [start_echo()]  # the baseline: one process, as ServiceHost's default
+    if processes > 1:
+        echoes.append(start_echo(processes))  # and as many processes as the registry gets
     try:
         with tempfile.TemporaryDirectory() as var:
             if import_only:
@@ -354,13 +362,15 @@ def run(rows: int, concurrency: int, seconds: float, import_only: bool, reuse: s
                         stop(registry)
                 return
             with filled_database(rows, reuse) as database_url:
-                registry, port = start_registry(database_url, var)
+                registry, port = start_registry(database_url, var, processes)
                 try:
-                    report(database_url, port, echo_port, rows, concurrency, seconds)
+                    report(database_url, port, [p for _, p in echoes], rows, concurrency, seconds, processes)
                 finally:
                     stop(registry)
     finally:
-        stop(echo)
+        for group, _port in echoes:
+            for process in group:
+                stop(process)
 
 
 @contextmanager
@@ -468,9 +478,13 @@ def searcher(stub: RegistryServiceStub, queries: list[pb.SearchCitizensRequest])
     return call
 
 
-def report(database_url: str, port: int, echo_port: int, rows: int, concurrency: int, seconds: float) -> None:
+ROUNDS = 2  # loads alternate echo / GetCitizen this many times, so a burst of machine noise hits both
+
+
+def report(
+    database_url: str, port: int, echo_ports: list[int], rows: int, concurrency: int, seconds: float, processes: int
+) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    echo_channel = grpc.insecure_channel(f"127.0.0.1:{echo_port}")
     stub = RegistryServiceStub(channel)
     with psycopg.connect(libpq(database_url)) as conn:
         ids = [r[0] for r in conn.execute("SELECT registry_id FROM citizens TABLESAMPLE SYSTEM (1) LIMIT 5000")]
@@ -478,51 +492,80 @@ def report(database_url: str, port: int, echo_port: int, rows: int, concurrency:
 
     requests = [pb.GetCitizenRequest(registry_id=i) for i in ids]
     payloads = [r.SerializeToString() for r in requests]
-    echo_call = echo_channel.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None)
-    for n in range(200):  # warm up both servers and the connection pools
+    echo_channels = [grpc.insecure_channel(f"127.0.0.1:{p}") for p in echo_ports]
+    echo_calls = [
+        c.unary_unary(ECHO_METHOD, request_serializer=None, response_deserializer=None) for c in echo_channels
+    ]
+    for n in range(200):  # warm up the servers and the connection pools
         stub.GetCitizen(requests[n % len(requests)], timeout=10)
-        echo_call(payloads[n % len(payloads)], timeout=10)
+        for echo_call in echo_calls:
+            echo_call(payloads[n % len(payloads)], timeout=10)
     print("GetCitizen vs echo ...", flush=True)
-    bare = closed_loop(lambda n: echo_call(payloads[n % len(payloads)], timeout=10), concurrency, seconds)
-    get = closed_loop(lambda n: stub.GetCitizen(requests[n % len(requests)], timeout=10), concurrency, seconds)
+    bares: list[list[Load]] = [[] for _ in echo_calls]
+    gets: list[Load] = []
+    for _ in range(ROUNDS):
+        for loads, echo_call in zip(bares, echo_calls, strict=True):
+            loads.append(closed_loop(echoer(echo_call, payloads), concurrency, seconds / ROUNDS))
+        gets.append(closed_loop(getter(stub, requests), concurrency, seconds / ROUNDS))
+    get = merged(gets)
     print("SearchCitizens ...", flush=True)
-    searches = {}
-    for kind, queries in kinds.items():
-        searches[kind] = closed_loop(searcher(stub, queries), 1, seconds)
+    searches = {kind: closed_loop(searcher(stub, queries), 1, seconds) for kind, queries in kinds.items()}
     channel.close()
-    echo_channel.close()
+    for echo_channel in echo_channels:
+        echo_channel.close()
 
     print(
         f"\nregistry benchmark: {rows:,} citizens, concurrency {concurrency}, {seconds:g}s per load, "
-        f"{os.cpu_count()} CPUs (client and servers on one machine)"
+        f"{os.cpu_count()} CPUs (client and servers on one machine), registry processes: {processes}"
     )
-    table = [
-        ("GetCitizen", f"{get.qps:,.0f} qps", f"p50 {get.percentile(50):.2f} ms", f"p99 {get.percentile(99):.2f} ms"),
-        (
-            "bare gRPC echo",
-            f"{bare.qps:,.0f} qps",
-            f"p50 {bare.percentile(50):.2f} ms",
-            f"p99 {bare.percentile(99):.2f} ms",
-        ),
-        (
-            "  ratio GetCitizen/echo",
-            f"{get.qps / bare.qps:.2f}x qps",
-            "",
-            f"{get.percentile(99) / bare.percentile(99):.1f}x p99",
-        ),
-    ]
-    for kind, load in searches.items():
+    table = [row("GetCitizen", get)]
+    for loads, label in zip(bares, ["bare gRPC echo", f"bare gRPC echo, {processes} processes"], strict=False):
+        bare = merged(loads)
+        table.append(row(label, bare))
         table.append(
             (
-                f"Search: {kind}",
-                f"{load.qps:,.1f} qps",
-                f"p50 {load.percentile(50):.1f} ms",
-                f"p99 {load.percentile(99):.1f} ms",
+                "  ratio GetCitizen/echo",
+                f"{get.qps / bare.qps:.2f}x qps",
+                "",
+                f"{get.percentile(99) / bare.percentile(99):.1f}x p99",
             )
         )
+    for kind, load in searches.items():
+        table.append(row(f"Search: {kind}", load, digits=1))
     for cells in table:
-        print(f"  {cells[0]:<34}{cells[1]:>14}{cells[2]:>16}{cells[3]:>16}")
-    print(f"  GetCitizen calls: {get.calls:,}, echo calls: {bare.calls:,}; searches run by 1 client each")
+        print(f"  {cells[0]:<38}{cells[1]:>14}{cells[2]:>16}{cells[3]:>16}")
+    print(f"  GetCitizen calls: {get.calls:,}; searches run by 1 client each")
+
+
+def row(label: str, load: Load, digits: int = 2) -> tuple[str, str, str, str]:
+    return (
+        label,
+        f"{load.qps:,.0f} qps" if load.qps >= 100 else f"{load.qps:,.1f} qps",
+        f"p50 {load.percentile(50):.{digits}f} ms",
+        f"p99 {load.percentile(99):.{digits}f} ms",
+    )
+
+
+def merged(loads: list[Load]) -> Load:
+    return Load(
+        sum(load.calls for load in loads),
+        sum(load.seconds for load in loads),
+        [ms for load in loads for ms in load.latencies_ms],
+    )
+
+
+def echoer(echo_call: Callable[..., Any], payloads: list[bytes]) -> Callable[[int], None]:
+    def call(n: int) -> None:
+        echo_call(payloads[n % len(payloads)], timeout=10)
+
+    return call
+
+
+def getter(stub: RegistryServiceStub, requests: list[pb.GetCitizenRequest]) -> Callable[[int], None]:
+    def call(n: int) -> None:
+        stub.GetCitizen(requests[n % len(requests)], timeout=10)
+
+    return call
 
 
 def main(argv: list[str]) -> None:
@@ -536,12 +579,18 @@ def main(argv: list[str]) -> None:
         metavar="DATABASE",
         help="read benchmarks: fill database DATABASE once and keep it for later runs (else a scratch one)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="registry server processes (REGISTRY_PROCESSES); >1 adds an echo baseline with as many",
+    )
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_echo:
         serve_echo(args.serve_echo)
         return
-    run(args.rows, args.concurrency, args.seconds, args.import_only, args.reuse)
+    run(args.rows, args.concurrency, args.seconds, args.import_only, args.reuse, args.processes)
 
 
 if __name__ == "__main__":
