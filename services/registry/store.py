@@ -435,8 +435,8 @@ class CitizenReads:
         self.engine = make_engine(
             database_url,
             isolation_level="AUTOCOMMIT",
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            pool_size=pool_size,  # one per gRPC handler thread: a read never waits for a connection
+            max_overflow=0,
             pool_pre_ping=False,
             pool_reset_on_return=None,  # autocommit: there is never a transaction to end
         )
