@@ -481,6 +481,28 @@ def searcher(stub: RegistryServiceStub, queries: list[pb.SearchCitizensRequest])
 ROUNDS = 2  # loads alternate echo / GetCitizen this many times, so a burst of machine noise hits both
 
 
+def sql_searcher(conn: psycopg.Connection[Any], queries: list[pb.SearchCitizensRequest]) -> Callable[[int], None]:
+    """The baseline of a search: the store's candidate query alone, in SQL, on one connection."""
+
+    def call(n: int) -> None:
+        query = queries[n % len(queries)]
+        conditions = ["search_prefixes @> %s"]
+        values: list[Any] = [domain.search_terms(query.query)]
+        if query.date_of_birth:
+            conditions.append("date_of_birth = %s")
+            values.append(query.date_of_birth)
+        if query.ward_code:
+            conditions.append("ward_code = %s")
+            values.append(query.ward_code)
+        conn.execute(
+            f"SELECT {', '.join(store.CITIZEN_READ_COLUMNS)} FROM citizens WHERE {' AND '.join(conditions)}"
+            " ORDER BY length(search_key), registry_id LIMIT 1000",
+            values,
+        ).fetchall()
+
+    return call
+
+
 def report(
     database_url: str, port: int, echo_ports: list[int], rows: int, concurrency: int, seconds: float, processes: int
 ) -> None:
@@ -510,6 +532,9 @@ def report(
     get = merged(gets)
     print("SearchCitizens ...", flush=True)
     searches = {kind: closed_loop(searcher(stub, queries), 1, seconds) for kind, queries in kinds.items()}
+    print("the same candidate queries in SQL ...", flush=True)
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        raw = {kind: closed_loop(sql_searcher(conn, queries), 1, seconds) for kind, queries in kinds.items()}
     channel.close()
     for echo_channel in echo_channels:
         echo_channel.close()
@@ -532,6 +557,7 @@ def report(
         )
     for kind, load in searches.items():
         table.append(row(f"Search: {kind}", load, digits=1))
+        table.append(row("  its candidate query, raw SQL", raw[kind], digits=1))
     for cells in table:
         print(f"  {cells[0]:<38}{cells[1]:>14}{cells[2]:>16}{cells[3]:>16}")
     print(f"  GetCitizen calls: {get.calls:,}; searches run by 1 client each")

@@ -314,7 +314,9 @@ class CitizenRepository:
         )
         return [citizen_from_row(row) for row in self.session.execute(query).mappings()]
 
-    def search_candidates(self, terms: Sequence[str], limit: int, filters: CitizenFilters) -> list[domain.Citizen]:
+    def search_candidates(self, terms: Sequence[str], limit: int, filters: CitizenFilters) -> list[tuple[str, str]]:
+        """(registry id, search key) of at most `limit` matches: all ranking needs, so the full
+        records are read only for the page shown (`by_ids`)."""
         # Shorter names cover more of the query and rank higher, so they are kept when capping.
         conditions = [self._name_condition(terms)]
         if filters.date_of_birth is not None:
@@ -322,12 +324,20 @@ class CitizenRepository:
         if filters.ward_code:
             conditions.append(citizens.c.ward_code == filters.ward_code)
         query = (
-            select(*[c for c in citizens.c if c.name != "search_prefixes"])
+            select(citizens.c.registry_id, citizens.c.search_key)
             .where(*conditions)
             .order_by(func.length(citizens.c.search_key), citizens.c.registry_id)
             .limit(limit)
         )
-        return [citizen_from_row(row) for row in self.session.execute(query).mappings()]
+        return [(row.registry_id, row.search_key) for row in self.session.execute(query)]
+
+    def by_ids(self, registry_ids: Sequence[str]) -> dict[str, domain.Citizen]:
+        if not registry_ids:
+            return {}
+        query = select(*[c for c in citizens.c if c.name != "search_prefixes"]).where(
+            citizens.c.registry_id.in_(registry_ids)
+        )
+        return {row["registry_id"]: citizen_from_row(row) for row in self.session.execute(query).mappings()}
 
     def _name_condition(self, terms: Sequence[str]) -> ColumnElement[bool]:
         if not _is_postgres(self.session):

@@ -145,10 +145,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         kind = f"citizens\n{filters.date_of_birth or ''}\n{filters.ward_code}"
         query = search.parse_query(kind, request.query, request.page_size, request.page_token)
         with self.new_uow() as uow:
-            candidates = CitizenRepository(uow.session).search_candidates(query.terms, search.MAX_CANDIDATES, filters)
-        page = search.rank_page(query, candidates, lambda c: c.full_name, lambda c: c.registry_id)
+            repository = CitizenRepository(uow.session)
+            candidates = repository.search_candidates(query.terms, search.MAX_CANDIDATES, filters)
+            # ranked on the stored folded name (folding it again changes nothing)
+            page = search.rank_page(query, candidates, lambda c: c[1], lambda c: c[0])
+            found = repository.by_ids([registry_id for (registry_id, _), _ in page.results])
         return pb.SearchCitizensResponse(
-            results=[pb.CitizenSearchResult(citizen=citizen_pb(c), score=score) for c, score in page.results],
+            results=[
+                pb.CitizenSearchResult(citizen=citizen_pb(found[registry_id]), score=score)
+                for (registry_id, _), score in page.results
+                if registry_id in found
+            ],
             next_page_token=page.next_page_token,
         )
 

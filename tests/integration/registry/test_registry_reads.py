@@ -127,7 +127,9 @@ def test_the_search_migration_indexes_citizens_already_registered(pg_database: s
             names = ", ".join(row)
             connection.execute(text(f"INSERT INTO citizens ({names}) VALUES (:{', :'.join(row)})"), row)
         command.upgrade(config, SEARCH_MIGRATION)
-        prefixes: dict[str, list[str]] = dict(connection.execute(text("SELECT full_name, search_prefixes FROM citizens")).all())
+        prefixes: dict[str, list[str]] = dict(
+            connection.execute(text("SELECT full_name, search_prefixes FROM citizens")).all()
+        )
         assert "anh" in prefixes["Lê Thị Mai-Anh"] and "mai" in prefixes["Lê Thị Mai-Anh"]
         for name, stored in prefixes.items():  # the SQL backfill and the store's own function agree
             assert stored == search_prefixes(domain.search_key(name))
