@@ -486,8 +486,13 @@ def sql_searcher(conn: psycopg.Connection[Any], queries: list[pb.SearchCitizensR
 
     def call(n: int) -> None:
         query = queries[n % len(queries)]
-        conditions = ["search_prefixes @> %s"]
-        values: list[Any] = [domain.search_terms(query.query)]
+        prefixes = domain.search_terms(query.query)
+        born = date.fromisoformat(query.date_of_birth) if query.date_of_birth else None
+        qualified = store.filter_tokens(prefixes, store.CitizenFilters(born, query.ward_code))
+        conditions = ["citizen_filter_tokens(ward_code, date_of_birth, search_prefixes) @> %s"]
+        values: list[Any] = [qualified]
+        if not qualified:
+            conditions, values = ["search_prefixes @> %s"], [prefixes]
         if query.date_of_birth:
             conditions.append("date_of_birth = %s")
             values.append(query.date_of_birth)

@@ -5,7 +5,9 @@ Index design for ~10 million citizens on PostgreSQL:
 * citizens: `search_prefixes` holds every prefix (up to `PREFIX_LENGTH` letters) of every word
   of the folded name, with a GIN index (PostgreSQL): "every query word starts a word of the
   name" is one `search_prefixes @> ARRAY[terms]`, an index lookup whose selectivity the planner
-  knows from the array statistics. Birth date and ward filters have btree indexes;
+  knows from the array statistics. A search with a ward or birth-date filter looks up the same
+  prefixes qualified by the ward or date instead (`citizen_filter_tokens`, its own GIN index), so
+  it never intersects a common name's posting list; the filter columns have btree indexes too;
   (length(search_key), registry_id) is the candidates' order, indexed so that a broad query
   (one common surname) stops after the first `limit` matches instead of sorting them all;
 * businesses: `search_key` (the folded name, `domain.search_key`) has a pg_trgm GIN index, so
@@ -238,6 +240,23 @@ def word_prefix_condition(search_key: Column[Any], terms: Sequence[str]) -> Colu
 
 # --- Repositories -------------------------------------------------------------------------
 
+FILTER_DAY_ZERO = date(2000, 1, 1)
+# The expression the GIN index ix_citizens_filter_tokens is built on (PostgreSQL function of the
+# migration 7c1e5a9f04b2): the word prefixes qualified by ward ("w26734:ng") and birth date
+# ("d-3650:ng", days since 2000-01-01).
+citizen_filter_tokens = func.citizen_filter_tokens(
+    citizens.c.ward_code, citizens.c.date_of_birth, citizens.c.search_prefixes, type_=ARRAY(Text)
+)
+
+
+def filter_tokens(prefixes: Sequence[str], filters: CitizenFilters) -> list[str]:
+    """The qualified tokens a filtered search looks up; empty without filters."""
+    tokens = [f"w{filters.ward_code}:{p}" for p in prefixes] if filters.ward_code else []
+    if filters.date_of_birth is not None:
+        days = (filters.date_of_birth - FILTER_DAY_ZERO).days
+        tokens.extend(f"d{days}:{p}" for p in prefixes)
+    return tokens
+
 
 @dataclass(frozen=True)
 class CitizenFilters:
@@ -318,7 +337,7 @@ class CitizenRepository:
         """(registry id, search key) of at most `limit` matches: all ranking needs, so the full
         records are read only for the page shown (`by_ids`)."""
         # Shorter names cover more of the query and rank higher, so they are kept when capping.
-        conditions = [self._name_condition(terms)]
+        conditions = [self._name_condition(terms, filters)]
         if filters.date_of_birth is not None:
             conditions.append(citizens.c.date_of_birth == filters.date_of_birth)
         if filters.ward_code:
@@ -339,11 +358,15 @@ class CitizenRepository:
         )
         return {row["registry_id"]: citizen_from_row(row) for row in self.session.execute(query).mappings()}
 
-    def _name_condition(self, terms: Sequence[str]) -> ColumnElement[bool]:
+    def _name_condition(self, terms: Sequence[str], filters: CitizenFilters) -> ColumnElement[bool]:
         if not _is_postgres(self.session):
             return word_prefix_condition(citizens.c.search_key, terms)
         looked_up = sorted({term[:PREFIX_LENGTH] for term in terms})
-        condition = citizens.c.search_prefixes.contains(looked_up)
+        qualified = filter_tokens(looked_up, filters)
+        if qualified:  # the filter's own small posting lists (see the migration 7c1e5a9f04b2)
+            condition = citizen_filter_tokens.contains(qualified)
+        else:
+            condition = citizens.c.search_prefixes.contains(looked_up)
         longer = [term for term in terms if len(term) > PREFIX_LENGTH]
         return and_(condition, word_prefix_condition(citizens.c.search_key, longer)) if longer else condition
 
