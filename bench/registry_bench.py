@@ -347,7 +347,15 @@ def _copy(conn: psycopg.Connection[Any], table: str, columns: list[str], records
 # --- Report ------------------------------------------------------------------------------
 
 
-def run(rows: int, concurrency: int, seconds: float, import_only: bool, reuse: str | None, processes: int = 1) -> None:
+def run(
+    rows: int,
+    concurrency: int,
+    seconds: float,
+    import_only: bool,
+    reuse: str | None,
+    processes: int = 1,
+    with_search: bool = True,
+) -> None:
     echoes = [start_echo()]  # the baseline: one process, as ServiceHost's default
     if processes > 1:
         echoes.append(start_echo(processes))  # and as many processes as the registry gets
@@ -364,7 +372,8 @@ def run(rows: int, concurrency: int, seconds: float, import_only: bool, reuse: s
             with filled_database(rows, reuse) as database_url:
                 registry, port = start_registry(database_url, var, processes)
                 try:
-                    report(database_url, port, [p for _, p in echoes], rows, concurrency, seconds, processes)
+                    echo_ports = [p for _, p in echoes]
+                    report(database_url, port, echo_ports, rows, concurrency, seconds, processes, with_search)
                 finally:
                     stop(registry)
     finally:
@@ -509,13 +518,20 @@ def sql_searcher(conn: psycopg.Connection[Any], queries: list[pb.SearchCitizensR
 
 
 def report(
-    database_url: str, port: int, echo_ports: list[int], rows: int, concurrency: int, seconds: float, processes: int
+    database_url: str,
+    port: int,
+    echo_ports: list[int],
+    rows: int,
+    concurrency: int,
+    seconds: float,
+    processes: int,
+    with_search: bool = True,
 ) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = RegistryServiceStub(channel)
     with psycopg.connect(libpq(database_url)) as conn:
         ids = [r[0] for r in conn.execute("SELECT registry_id FROM citizens TABLESAMPLE SYSTEM (1) LIMIT 5000")]
-        kinds = search_kinds(conn)
+        kinds = search_kinds(conn) if with_search else {}
 
     requests = [pb.GetCitizenRequest(registry_id=i) for i in ids]
     payloads = [r.SerializeToString() for r in requests]
@@ -616,12 +632,13 @@ def main(argv: list[str]) -> None:
         default=1,
         help="registry server processes (REGISTRY_PROCESSES); >1 adds an echo baseline with as many",
     )
+    parser.add_argument("--no-search", action="store_true", help="GetCitizen against echo only")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_echo:
         serve_echo(args.serve_echo)
         return
-    run(args.rows, args.concurrency, args.seconds, args.import_only, args.reuse, args.processes)
+    run(args.rows, args.concurrency, args.seconds, args.import_only, args.reuse, args.processes, not args.no_search)
 
 
 if __name__ == "__main__":
