@@ -2,18 +2,29 @@
 
 Index design for ~10 million citizens on PostgreSQL:
 * `national_id` and `enterprise_code` are unique (the unique constraint is the index);
-* `search_key` (the folded name, `domain.search_key`) has a pg_trgm GIN index, added by the
-  migration on PostgreSQL only, so `search_key LIKE '%term%'` is an index scan;
+* citizens: `search_prefixes` holds every prefix (up to `PREFIX_LENGTH` letters) of every word
+  of the folded name, with a GIN index (PostgreSQL): "every query word starts a word of the
+  name" is one `search_prefixes @> ARRAY[terms]`, an index lookup whose selectivity the planner
+  knows from the array statistics. A search with a ward or birth-date filter looks up the same
+  prefixes qualified by the ward or date instead (`citizen_filter_tokens`, its own GIN index), so
+  it never intersects a common name's posting list; the filter columns have btree indexes too;
+  (length(search_key), registry_id) is the candidates' order, indexed so that a broad query
+  (one common surname) stops after the first `limit` matches instead of sorting them all;
+* businesses: `search_key` (the folded name, `domain.search_key`) has a pg_trgm GIN index, so
+  `search_key LIKE '%term%'` is an index scan;
 * history tables are keyed by (registry_id, version), which also serves "every version of X".
-SQLite (for `make run`) has no trigram index: the same LIKE runs as a scan, fine for small data.
+SQLite (for `make run`) has none of these index types: the same conditions run as a scan (the
+prefix array is JSON there and search uses LIKE), fine for small data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     JSON,
     Column,
@@ -24,6 +35,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     and_,
     any_,
     bindparam,
@@ -37,13 +49,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from kit.db import UtcDateTime, copy_rows, platform_tables, utc
+from kit.db import UtcDateTime, copy_rows, make_engine, platform_tables, utc
+from kit.errors import Unavailable
 from services.registry import domain
 
 metadata = MetaData()
 tables = platform_tables(metadata)
 
 SEARCH_KEY_LENGTH = 400  # folded names keep their length; business names are at most 300
+# Word prefixes stored per name; a longer query word is looked up by its first PREFIX_LENGTH
+# letters and checked in full by LIKE (Vietnamese name words are at most 7 letters).
+PREFIX_LENGTH = 16
 COPY_MIN_ROWS = 64  # from this many new rows on, PostgreSQL gets them by COPY (bulk imports)
 
 
@@ -82,13 +98,20 @@ def _business_columns() -> list[Column[Any]]:
     ]
 
 
+PrefixArray = ARRAY(Text).with_variant(JSON(), "sqlite")
+
 citizens = Table(
     "citizens",
     metadata,
     Column("registry_id", String(36), primary_key=True),
     *_citizen_columns(),
+    Column("search_prefixes", PrefixArray, nullable=False),
 )
 Index("uq_citizens_national_id", citizens.c.national_id, unique=True)
+Index("ix_citizens_date_of_birth", citizens.c.date_of_birth)
+Index("ix_citizens_ward_code", citizens.c.ward_code)
+Index("ix_citizens_search_order", func.length(citizens.c.search_key), citizens.c.registry_id)
+Index("ix_citizens_search_prefixes", citizens.c.search_prefixes, postgresql_using="gin")
 
 citizen_history = Table(
     "citizen_history",
@@ -116,7 +139,13 @@ business_history = Table(
 # --- Row <-> domain ---------------------------------------------------------------------
 
 
-def citizen_row(citizen: domain.Citizen) -> dict[str, Any]:
+def search_prefixes(search_key: str) -> list[str]:
+    """Every prefix, 1 to PREFIX_LENGTH letters, of every word of a folded name, once each."""
+    words = domain.search_terms(search_key)
+    return sorted({word[:length] for word in words for length in range(1, min(len(word), PREFIX_LENGTH) + 1)})
+
+
+def citizen_history_row(citizen: domain.Citizen) -> dict[str, Any]:
     return {
         "registry_id": citizen.registry_id,
         "national_id": citizen.national_id,
@@ -135,20 +164,28 @@ def citizen_row(citizen: domain.Citizen) -> dict[str, Any]:
     }
 
 
-CITIZEN_COLUMNS = (
+HISTORY_COLUMNS = (
     "registry_id", "national_id", "full_name", "search_key", "date_of_birth", "gender", "province_code",
     "ward_code", "street", "phone", "email", "version", "created_at", "updated_at",
 )  # fmt: skip
+CITIZEN_COLUMNS = (*HISTORY_COLUMNS, "search_prefixes")
 
 
-def citizen_record(citizen: domain.Citizen) -> tuple[Any, ...]:
-    """`citizen_row` as a COPY record in `CITIZEN_COLUMNS` order."""
+def history_record(citizen: domain.Citizen) -> tuple[Any, ...]:
+    """`citizen_history_row` as a COPY record in `HISTORY_COLUMNS` order."""
     address = citizen.address
     return (
         citizen.registry_id, citizen.national_id, citizen.full_name, citizen.search_key, citizen.date_of_birth,
         citizen.gender.value, address.province_code, address.ward_code, address.street, citizen.phone,
         citizen.email, citizen.version, citizen.created_at, citizen.updated_at,
     )  # fmt: skip
+
+
+def citizen_row(citizen: domain.Citizen) -> dict[str, Any]:
+    """The `citizens` row: the history row plus the search column only the current version needs."""
+    row = citizen_history_row(citizen)
+    row["search_prefixes"] = search_prefixes(row["search_key"])
+    return row
 
 
 def citizen_from_row(row: RowMapping) -> domain.Citizen:
@@ -220,6 +257,31 @@ def word_prefix_condition(search_key: Column[Any], terms: Sequence[str]) -> Colu
 
 # --- Repositories -------------------------------------------------------------------------
 
+FILTER_DAY_ZERO = date(2000, 1, 1)
+# The expression the GIN index ix_citizens_filter_tokens is built on (PostgreSQL function of the
+# migration 7c1e5a9f04b2): the word prefixes qualified by ward ("w26734:ng") and birth date
+# ("d-3650:ng", days since 2000-01-01).
+citizen_filter_tokens = func.citizen_filter_tokens(
+    citizens.c.ward_code, citizens.c.date_of_birth, citizens.c.search_prefixes, type_=ARRAY(Text)
+)
+
+
+def filter_tokens(prefixes: Sequence[str], filters: CitizenFilters) -> list[str]:
+    """The qualified tokens a filtered search looks up; empty without filters."""
+    tokens = [f"w{filters.ward_code}:{p}" for p in prefixes] if filters.ward_code else []
+    if filters.date_of_birth is not None:
+        days = (filters.date_of_birth - FILTER_DAY_ZERO).days
+        tokens.extend(f"d{days}:{p}" for p in prefixes)
+    return tokens
+
+
+@dataclass(frozen=True)
+class CitizenFilters:
+    """Exact-match filters a citizen search may add to the name."""
+
+    date_of_birth: date | None = None
+    ward_code: str = ""
+
 
 @dataclass
 class CitizenRepository:
@@ -257,13 +319,15 @@ class CitizenRepository:
         if not new_citizens:
             return
         if len(new_citizens) >= COPY_MIN_ROWS and _is_postgres(self.session):
-            records = [citizen_record(c) for c in new_citizens]  # straight to records: no dict per row
-            copy_rows(self.session, citizens, CITIZEN_COLUMNS, records)
-            copy_rows(self.session, citizen_history, CITIZEN_COLUMNS, records)
+            history = [history_record(c) for c in new_citizens]  # straight to records: no dict per row
+            current = [
+                (*record, search_prefixes(c.search_key)) for record, c in zip(history, new_citizens, strict=True)
+            ]
+            copy_rows(self.session, citizens, CITIZEN_COLUMNS, current)
+            copy_rows(self.session, citizen_history, HISTORY_COLUMNS, history)
             return
-        rows = [citizen_row(c) for c in new_citizens]
-        self.session.execute(insert(citizens), rows)
-        self.session.execute(insert(citizen_history), rows)
+        self.session.execute(insert(citizens), [citizen_row(c) for c in new_citizens])
+        self.session.execute(insert(citizen_history), [citizen_history_row(c) for c in new_citizens])
 
     def replace(self, citizen: domain.Citizen) -> bool:
         """Write the next version; False if someone else wrote it first (optimistic guard)."""
@@ -275,7 +339,7 @@ class CitizenRepository:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return False
-        self.session.execute(insert(citizen_history), [row])
+        self.session.execute(insert(citizen_history), [citizen_history_row(citizen)])
         return True
 
     def history(self, registry_id: str) -> list[domain.Citizen]:
@@ -286,15 +350,42 @@ class CitizenRepository:
         )
         return [citizen_from_row(row) for row in self.session.execute(query).mappings()]
 
-    def search_candidates(self, terms: Sequence[str], limit: int) -> list[domain.Citizen]:
+    def search_candidates(self, terms: Sequence[str], limit: int, filters: CitizenFilters) -> list[tuple[str, str]]:
+        """(registry id, search key) of at most `limit` matches: all ranking needs, so the full
+        records are read only for the page shown (`by_ids`)."""
         # Shorter names cover more of the query and rank higher, so they are kept when capping.
+        conditions = [self._name_condition(terms, filters)]
+        if filters.date_of_birth is not None:
+            conditions.append(citizens.c.date_of_birth == filters.date_of_birth)
+        if filters.ward_code:
+            conditions.append(citizens.c.ward_code == filters.ward_code)
         query = (
-            select(citizens)
-            .where(word_prefix_condition(citizens.c.search_key, terms))
+            select(citizens.c.registry_id, citizens.c.search_key)
+            .where(*conditions)
             .order_by(func.length(citizens.c.search_key), citizens.c.registry_id)
             .limit(limit)
         )
-        return [citizen_from_row(row) for row in self.session.execute(query).mappings()]
+        return [(row.registry_id, row.search_key) for row in self.session.execute(query)]
+
+    def by_ids(self, registry_ids: Sequence[str]) -> dict[str, domain.Citizen]:
+        if not registry_ids:
+            return {}
+        query = select(*[c for c in citizens.c if c.name != "search_prefixes"]).where(
+            citizens.c.registry_id.in_(registry_ids)
+        )
+        return {row["registry_id"]: citizen_from_row(row) for row in self.session.execute(query).mappings()}
+
+    def _name_condition(self, terms: Sequence[str], filters: CitizenFilters) -> ColumnElement[bool]:
+        if not _is_postgres(self.session):
+            return word_prefix_condition(citizens.c.search_key, terms)
+        looked_up = sorted({term[:PREFIX_LENGTH] for term in terms})
+        qualified = filter_tokens(looked_up, filters)
+        if qualified:  # the filter's own small posting lists (see the migration 7c1e5a9f04b2)
+            condition = citizen_filter_tokens.contains(qualified)
+        else:
+            condition = citizens.c.search_prefixes.contains(looked_up)
+        longer = [term for term in terms if len(term) > PREFIX_LENGTH]
+        return and_(condition, word_prefix_condition(citizens.c.search_key, longer)) if longer else condition
 
 
 @dataclass
@@ -354,3 +445,72 @@ def _is_postgres(session: Session) -> bool:
 
 def count_rows(session: Session, table: Table) -> int:
     return int(session.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+# --- Hot reads ----------------------------------------------------------------------------
+
+# The columns of a citizen as GetCitizen returns them, in the order `CitizenReads` yields them.
+CITIZEN_READ_COLUMNS = (
+    "registry_id",
+    "national_id",
+    "full_name",
+    "date_of_birth",
+    "gender",
+    "province_code",
+    "ward_code",
+    "street",
+    "phone",
+    "email",
+    "version",
+    "created_at",
+    "updated_at",
+)
+_SELECT_CITIZEN = f"SELECT {', '.join(CITIZEN_READ_COLUMNS)} FROM citizens WHERE "
+CITIZEN_BY_REGISTRY_ID = _SELECT_CITIZEN + "registry_id = %s"
+CITIZEN_BY_NATIONAL_ID = _SELECT_CITIZEN + "national_id = %s"
+
+
+class CitizenReads:
+    """Single-row citizen reads on PostgreSQL, one round trip each.
+
+    A lone SELECT needs no transaction (it sees one snapshot by itself), so it runs on its own
+    pool of autocommit connections: no BEGIN before it, no ROLLBACK after it, no ping at
+    checkout, and the statement is prepared once per connection (psycopg `prepare=True`).
+    Rows come back as tuples (CITIZEN_READ_COLUMNS) for the API to map straight to protobuf.
+    A connection found broken is dropped and the read retried once on a fresh one; a database
+    that stays unreachable is Unavailable (the caller retries later).
+    """
+
+    def __init__(self, database_url: str, pool_size: int) -> None:
+        self.engine = make_engine(
+            database_url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=pool_size,  # one per gRPC handler thread: a read never waits for a connection
+            max_overflow=0,
+            pool_pre_ping=False,
+            pool_reset_on_return=None,  # autocommit: there is never a transaction to end
+        )
+
+    def by_registry_id(self, registry_id: str) -> tuple[Any, ...] | None:
+        return self._one(CITIZEN_BY_REGISTRY_ID, registry_id)
+
+    def by_national_id(self, national_id: str) -> tuple[Any, ...] | None:
+        return self._one(CITIZEN_BY_NATIONAL_ID, national_id)
+
+    def _one(self, statement: str, value: str) -> tuple[Any, ...] | None:
+        for attempt in (1, 2):
+            pooled = self.engine.raw_connection()
+            try:
+                driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+                row: tuple[Any, ...] | None = driver.execute(statement, (value,), prepare=True).fetchone()
+                return row
+            except psycopg.OperationalError:
+                pooled.invalidate()
+                if attempt == 2:
+                    raise Unavailable("database unavailable, retry later") from None
+            finally:
+                pooled.close()
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
@@ -168,4 +168,40 @@ def business_pb(business: domain.Business) -> pb.Business:
         version=business.version,
         create_time=timestamp(business.created_at),
         update_time=timestamp(business.updated_at),
+    )
+
+
+GENDER_NAME_TO_PB = {gender.value: number for gender, number in GENDER_TO_PB.items()}
+
+
+def citizen_pb_from_row(row: tuple[Any, ...]) -> pb.Citizen:
+    """A `store.CitizenReads` row (store.CITIZEN_READ_COLUMNS) straight to its message, the same
+    message `citizen_pb` builds from the domain record (the row was valid when written)."""
+    (
+        registry_id,
+        national_id,
+        full_name,
+        born,
+        gender,
+        province,
+        ward,
+        street,
+        phone,
+        email,
+        version,
+        created,
+        updated,
+    ) = row
+    return pb.Citizen(
+        registry_id=registry_id,
+        national_id=national_id,
+        full_name=full_name,
+        date_of_birth=born.isoformat(),
+        gender=GENDER_NAME_TO_PB[gender],
+        address=common_pb2.Address(province_code=province, ward_code=ward, street=street),
+        phone=phone or "",
+        email=email or "",
+        version=version,
+        create_time=timestamp(created),
+        update_time=timestamp(updated),
     )

@@ -32,8 +32,10 @@ from services.registry.api.mapping import (
     citizen_changes,
     citizen_draft,
     citizen_pb,
+    citizen_pb_from_row,
+    parse_date,
 )
-from services.registry.store import BusinessRepository, CitizenRepository
+from services.registry.store import BusinessRepository, CitizenFilters, CitizenReads, CitizenRepository
 
 TOPIC = "citydata.registry.v1"
 R = TypeVar("R", bound=Message)
@@ -41,9 +43,11 @@ T = TypeVar("T")
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, new_uow: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(self, new_uow: Callable[[], UnitOfWork], clock: Clock, reads: CitizenReads | None = None) -> None:
         self.new_uow = new_uow
         self.clock = clock
+        # PostgreSQL: GetCitizen's one-round-trip path; without it (SQLite) reads use a UnitOfWork.
+        self.reads = reads
 
     # --- Citizens ---------------------------------------------------------------------------
 
@@ -75,20 +79,26 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request: pb.GetCitizenRequest, context: grpc.ServicerContext
     ) -> pb.GetCitizenResponse:
         lookup = request.WhichOneof("lookup")
-        with self.new_uow() as uow:
-            repository = CitizenRepository(uow.session)
-            if lookup == "registry_id":
-                registry_id = parsed_registry_id(request.registry_id, "registry_id")
-                citizen, name = repository.get(registry_id), registry_id
-            elif lookup == "national_id":
-                national_id = parsed_national_id(request.national_id)
-                # a national id is personal data: the error names the lookup, never the number
-                citizen, name = repository.by_national_id(national_id), "with the given national_id"
-            else:
-                raise InvalidArgument([FieldViolation("lookup", "give registry_id or national_id")])
+        if lookup == "registry_id":
+            key = name = parsed_registry_id(request.registry_id, "registry_id")
+        elif lookup == "national_id":
+            # a national id is personal data: the error names the lookup, never the number
+            key, name = parsed_national_id(request.national_id), "with the given national_id"
+        else:
+            raise InvalidArgument([FieldViolation("lookup", "give registry_id or national_id")])
+        citizen = self._read_citizen(lookup, key)
         if citizen is None:
             raise NotFound("citizen", name)
-        return pb.GetCitizenResponse(citizen=citizen_pb(citizen))
+        return pb.GetCitizenResponse(citizen=citizen)
+
+    def _read_citizen(self, lookup: str, key: str) -> pb.Citizen | None:
+        if self.reads is not None:
+            row = self.reads.by_registry_id(key) if lookup == "registry_id" else self.reads.by_national_id(key)
+            return citizen_pb_from_row(row) if row is not None else None
+        with self.new_uow() as uow:
+            repository = CitizenRepository(uow.session)
+            citizen = repository.get(key) if lookup == "registry_id" else repository.by_national_id(key)
+        return citizen_pb(citizen) if citizen is not None else None
 
     def UpdateCitizen(  # noqa: N802
         self, request: pb.UpdateCitizenRequest, context: grpc.ServicerContext
@@ -130,12 +140,22 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     def SearchCitizens(  # noqa: N802
         self, request: pb.SearchCitizensRequest, context: grpc.ServicerContext
     ) -> pb.SearchCitizensResponse:
-        query = search.parse_query("citizens", request.query, request.page_size, request.page_token)
+        filters = citizen_filters(request)
+        # the filters are part of the query: a page token of other filters is refused
+        kind = f"citizens\n{filters.date_of_birth or ''}\n{filters.ward_code}"
+        query = search.parse_query(kind, request.query, request.page_size, request.page_token)
         with self.new_uow() as uow:
-            candidates = CitizenRepository(uow.session).search_candidates(query.terms, search.MAX_CANDIDATES)
-        page = search.rank_page(query, candidates, lambda c: c.full_name, lambda c: c.registry_id)
+            repository = CitizenRepository(uow.session)
+            candidates = repository.search_candidates(query.terms, search.MAX_CANDIDATES, filters)
+            # ranked on the stored folded name (folding it again changes nothing)
+            page = search.rank_page(query, candidates, lambda c: c[1], lambda c: c[0])
+            found = repository.by_ids([registry_id for (registry_id, _), _ in page.results])
         return pb.SearchCitizensResponse(
-            results=[pb.CitizenSearchResult(citizen=citizen_pb(c), score=score) for c, score in page.results],
+            results=[
+                pb.CitizenSearchResult(citizen=citizen_pb(found[registry_id]), score=score)
+                for (registry_id, _), score in page.results
+                if registry_id in found
+            ],
             next_page_token=page.next_page_token,
         )
 
@@ -343,6 +363,18 @@ def check_update_target(raw_id: str, expected_version: int, changes: Message) ->
         collector.add("changes", "nothing to change: set at least one field")
     collector.raise_if_any()
     return checked.unwrap(), expected_version
+
+
+def citizen_filters(request: pb.SearchCitizensRequest) -> CitizenFilters:
+    violations = Violations()
+    born = parse_date(request.date_of_birth, "date_of_birth", violations)
+    ward = ""
+    if request.ward_code:
+        checked = domain.parse_ward_code(request.ward_code, "ward_code")
+        violations.found.extend(checked.violations)
+        ward = checked.value or ""
+    violations.raise_if_any()
+    return CitizenFilters(born, ward)
 
 
 def parsed_registry_id(raw: str, field: str) -> str:

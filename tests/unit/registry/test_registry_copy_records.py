@@ -10,15 +10,25 @@ from citydata.v1 import registry_pb2 as pb
 from kit.db import OUTBOX_COLUMNS, outbox_record, outbox_row
 from kit.events import OutboundEvent
 from services.registry.api.mapping import citizen_pb
-from services.registry.store import CITIZEN_COLUMNS, citizen_record, citizen_row
+from services.registry.store import (
+    CITIZEN_COLUMNS,
+    HISTORY_COLUMNS,
+    citizen_history_row,
+    citizen_row,
+    history_record,
+    search_prefixes,
+)
 from tests.unit.registry.test_registry_citizen_model import registered
 
 
-def test_a_citizen_record_is_its_row_in_column_order() -> None:
+def test_the_copy_records_are_the_rows_in_column_order() -> None:
     citizen = registered()
-    row = citizen_row(citizen)
-    assert list(CITIZEN_COLUMNS) == list(row)
-    assert citizen_record(citizen) == tuple(row.values())
+    history = citizen_history_row(citizen)
+    assert list(HISTORY_COLUMNS) == list(history)
+    assert history_record(citizen) == tuple(history.values())
+    current = citizen_row(citizen)
+    assert list(CITIZEN_COLUMNS) == list(current)
+    assert (*history_record(citizen), search_prefixes(citizen.search_key)) == tuple(current.values())
 
 
 def test_an_outbox_record_is_its_row_in_column_order_with_json_headers() -> None:
