@@ -7,10 +7,10 @@ from decimal import ROUND_DOWN, Decimal
 
 from citydata.v1 import gateway_pb2
 from citydata.v1 import tasks_pb2 as pb
-from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
 from kit.errors import FieldViolation, InvalidArgument
+from kit.proto_time import optional_timestamp
 from services.gateway.readmodel.follow_up_queries import (
     DirectiveFacts,
     FollowUpQueries,
@@ -110,10 +110,6 @@ def petition_kpi_pb(row: PetitionCounts) -> pb.PetitionKpi:
 
 
 def directive_pb(directive: DirectiveFacts) -> pb.Directive:
-    created = None
-    if directive.create_time is not None:
-        created = timestamp_pb2.Timestamp()
-        created.FromDatetime(directive.create_time)
     return pb.Directive(
         directive_id=directive.directive_id,
         kind=directive.kind,  # type: ignore[arg-type]
@@ -122,7 +118,7 @@ def directive_pb(directive: DirectiveFacts) -> pb.Directive:
         issuer_agency=directive.issuer_agency,
         summary=directive.summary,
         plan_year=directive.plan_year,
-        create_time=created,
+        create_time=optional_timestamp(directive.create_time),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 from citydata.v1 import gateway_pb2
-from google.protobuf import descriptor_pool, timestamp_pb2
+from google.protobuf import descriptor_pool
 from google.rpc import code_pb2
 
 from kit.clock import Clock
@@ -24,6 +24,7 @@ from kit.db import UnitOfWork
 from kit.errors import DomainError, Unavailable
 from kit.events import OutboundEvent, current_trace_headers
 from kit.grpc_errors import status_for
+from kit.proto_time import timestamp
 from kit.telemetry import current_trace_id
 from services.gateway import store
 from services.gateway.api.catalog import reaches_any
@@ -166,11 +167,9 @@ class AuditLog:
 
 
 def audit_recorded_pb(row: ChainedEntry) -> gateway_pb2.AuditRecorded:
-    time = timestamp_pb2.Timestamp()
-    time.FromDatetime(row.entry.recorded_at)
     return gateway_pb2.AuditRecorded(
         sequence=row.sequence,
-        time=time,
+        time=timestamp(row.entry.recorded_at),
         agency=row.entry.agency,
         method=row.entry.method,
         purpose=row.entry.purpose,

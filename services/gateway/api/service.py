@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import grpc
 from citydata.v1 import gateway_pb2, gateway_pb2_grpc
-from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
 from kit.errors import FieldViolation, InvalidArgument, Unavailable
+from kit.proto_time import timestamp
 from services.gateway import store
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper
 from services.gateway.api.messages import subjects_of, withhold_fields
@@ -164,11 +164,9 @@ def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, in
 
 
 def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:
-    time = timestamp_pb2.Timestamp()
-    time.FromDatetime(row.entry.recorded_at)
     return gateway_pb2.DataAccess(
         sequence=row.sequence,
-        time=time,
+        time=timestamp(row.entry.recorded_at),
         agency=row.entry.agency,
         method=row.entry.method,
         purpose=row.entry.purpose,
