@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kit.db import PlatformTables
+from kit.db import PlatformTables, on_postgres
 from kit.errors import Unavailable
 from kit.events import InboundEvent, MalformedEvent, decode_record
 from kit.kafka import dlq_topic
@@ -85,7 +85,7 @@ def seen_event_ids(session: Session, processed: Table, consumer: str, ids: Seque
     c = processed.c
     if not ids:
         return set()
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         wanted = c.event_id == any_(bindparam("event_ids", list(ids), type_=postgresql.ARRAY(String)))
         return set(session.execute(select(c.event_id).where(c.consumer == consumer, wanted)).scalars())
     seen: set[str] = set()
@@ -101,7 +101,7 @@ def record_event_ids(session: Session, processed: Table, consumer: str, ids: Seq
     if not ids:
         return
     now = datetime.now(UTC)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         statement = text(
             f"INSERT INTO {processed.name} (consumer, event_id, processed_at) "
             "SELECT :consumer, unnest(CAST(:event_ids AS varchar[])), :processed_at"

@@ -136,11 +136,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def dialect_insert(session: Session) -> Callable[[Table], Any]:
     """The INSERT construct of the session's database (PostgreSQL or SQLite), the one that offers
     `on_conflict_do_update` / `on_conflict_do_nothing` for upserts on both."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert  # type: ignore[return-value]
+    return postgresql.insert if on_postgres(session) else sqlite.insert  # type: ignore[return-value]
 
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def on_postgres(session: Session) -> bool:
+    """Whether the session talks to PostgreSQL (else SQLite, the development default)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 @dataclass
@@ -187,7 +192,7 @@ class UnitOfWork:
         self.session.flush()
         if self._pending:
             now = datetime.now(UTC)
-            if len(self._pending) >= OUTBOX_COPY_MIN_ROWS and self.session.get_bind().dialect.name == "postgresql":
+            if len(self._pending) >= OUTBOX_COPY_MIN_ROWS and on_postgres(self.session):
                 # a bulk write's events go straight to COPY records: no dict per row
                 records = (outbox_record(e, self.source, now) for e in self._pending)
                 copy_rows(self.session, self.tables.outbox, OUTBOX_COLUMNS, records)
@@ -233,7 +238,7 @@ def outbox_record(event: OutboundEvent, source: str, now: datetime) -> tuple[Any
 
 def write_outbox(session: Session, outbox: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Outbox rows in list order (so `seq` follows it), by COPY on PostgreSQL when there are many."""
-    if len(rows) >= OUTBOX_COPY_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
+    if len(rows) >= OUTBOX_COPY_MIN_ROWS and on_postgres(session):
         columns = list(rows[0])
         copy_rows(
             session,

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from kit.db import BigId, UtcDateTime, copy_rows, dialect_insert, platform_tables, utc
+from kit.db import BigId, UtcDateTime, copy_rows, dialect_insert, on_postgres, platform_tables, utc
 from services.dossier.domain.lifecycle import (
     CLOCK_RUNNING,
     FINAL_STATES,
@@ -340,11 +340,7 @@ _TEXT: dict[Any, str] = {member: member.value for kind in (Action, ApplicantKind
 
 
 def _copies(session: Session, rows: Sequence[object]) -> bool:
-    return len(rows) >= COPY_MIN_ROWS and _is_postgres(session)
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return len(rows) >= COPY_MIN_ROWS and on_postgres(session)
 
 
 def update_dossier(session: Session, dossier: Dossier) -> None:
@@ -394,7 +390,7 @@ def reserve_numbers(session: Session, wanted: Mapping[tuple[str, date], int]) ->
     if not wanted:
         return {}
     keys = sorted(wanted)
-    if _is_postgres(session):
+    if on_postgres(session):
         return _reserve_numbers_unnest(session, wanted, keys)
     rows = [
         {"agency_code": agency, "day": f"{day:%y%m%d}", "last_value": wanted[(agency, day)]} for agency, day in keys
@@ -439,7 +435,7 @@ _IMPORTED_KEYS_ANY = text("SELECT import_key FROM dossiers WHERE import_key = AN
 def imported_keys(session: Session, keys: Sequence[str]) -> set[str]:
     if not keys:
         return set()
-    if _is_postgres(session):  # one array parameter: no statement of 500 placeholders to build
+    if on_postgres(session):  # one array parameter: no statement of 500 placeholders to build
         return {row.import_key for row in session.execute(_IMPORTED_KEYS_ANY, {"keys": list(keys)})}
     rows = session.execute(select(dossiers.c.import_key).where(dossiers.c.import_key.in_(keys))).all()
     return {row.import_key for row in rows}
@@ -560,7 +556,7 @@ def lock_letter(session: Session, dossier_id: str) -> None:
     """Serialises, until commit, everything that writes or reads for one dossier's letter: the
     consumer issuing it and RecordDelayReason. So a reason is either read by the letter or refused
     because the letter exists, never accepted and then ignored. (SQLite serialises writers anyway.)"""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         session.execute(select(func.pg_advisory_xact_lock(_LETTER_LOCK_NAMESPACE, func.hashtext(dossier_id))))
 
 

@@ -34,7 +34,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
-from kit.db import UtcDateTime, platform_tables, utc
+from kit.db import UtcDateTime, on_postgres, platform_tables, utc
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject, chain
 from services.gateway.readmodel.tables import define_readmodel_tables
 
@@ -119,7 +119,7 @@ def extend_chain(session: Session, head: ChainHead, entries: Sequence[AuditEntry
         "new_sequence": rows[-1].sequence,
         "new_hash": rows[-1].row_hash,
     }
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         applied = session.execute(_EXTEND_CHAIN, {**moved, **_columns(rows)}).scalar_one()
         return rows if applied else None
     cas = session.execute(

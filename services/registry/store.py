@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from kit.db import UtcDateTime, copy_rows, make_engine, platform_tables, utc
+from kit.db import UtcDateTime, copy_rows, make_engine, on_postgres, platform_tables, utc
 from kit.errors import Unavailable
 from services.registry import domain
 
@@ -303,7 +303,7 @@ class CitizenRepository:
         wanted = list(set(national_ids))
         if not wanted:
             return {}
-        if _is_postgres(self.session):  # one array parameter, not one parameter per id (1000 per chunk)
+        if on_postgres(self.session):  # one array parameter, not one parameter per id (1000 per chunk)
             condition = citizens.c.national_id == any_(bindparam("ids", wanted, type_=ARRAY(String)))
         else:
             condition = citizens.c.national_id.in_(wanted)
@@ -318,7 +318,7 @@ class CitizenRepository:
         """New citizens and their first history rows; by COPY on PostgreSQL for a bulk import."""
         if not new_citizens:
             return
-        if len(new_citizens) >= COPY_MIN_ROWS and _is_postgres(self.session):
+        if len(new_citizens) >= COPY_MIN_ROWS and on_postgres(self.session):
             history = [history_record(c) for c in new_citizens]  # straight to records: no dict per row
             current = [
                 (*record, search_prefixes(c.search_key)) for record, c in zip(history, new_citizens, strict=True)
@@ -376,7 +376,7 @@ class CitizenRepository:
         return {row["registry_id"]: citizen_from_row(row) for row in self.session.execute(query).mappings()}
 
     def _name_condition(self, terms: Sequence[str], filters: CitizenFilters) -> ColumnElement[bool]:
-        if not _is_postgres(self.session):
+        if not on_postgres(self.session):
             return word_prefix_condition(citizens.c.search_key, terms)
         looked_up = sorted({term[:PREFIX_LENGTH] for term in terms})
         qualified = filter_tokens(looked_up, filters)
@@ -437,10 +437,6 @@ class BusinessRepository:
             .limit(limit)
         )
         return [business_from_row(row) for row in self.session.execute(query).mappings()]
-
-
-def _is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def count_rows(session: Session, table: Table) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from citydata.v1 import gateway_pb2, registry_pb2
 from sqlalchemy.orm import Session
 
+from kit.db import on_postgres
 from kit.errors import FieldViolation, InvalidArgument, NotFound
 from kit.proto_time import optional_timestamp
 from services.gateway.api.follow_up_reads import follow_up_kpis
@@ -88,7 +89,7 @@ class ReadModelReads:
 
     def follow_up_kpis(self, request: gateway_pb2.GetFollowUpKpisRequest) -> gateway_pb2.GetFollowUpKpisResponse:
         with self.sessions() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            if on_postgres(session):
                 # one snapshot for the three reads, so the slow list and the counts agree
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             return follow_up_kpis(session, self.follow_up, request)

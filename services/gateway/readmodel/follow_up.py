@@ -28,6 +28,7 @@ from sqlalchemy import String, Table, any_, bindparam, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from kit.db import on_postgres
 from kit.events import InboundEvent
 from kit.proto_time import optional_datetime
 from services.gateway.readmodel.tables import ReadModelTables
@@ -121,7 +122,7 @@ class FollowUpProjection:
         if not ids:
             return {}
         column = table.c[key]
-        if session.get_bind().dialect.name == "postgresql":
+        if on_postgres(session):
             wanted = column == any_(bindparam(f"{key}s", ids, type_=postgresql.ARRAY(String)))
         else:
             wanted = column.in_(ids)

@@ -50,7 +50,7 @@ from sqlalchemy import String, Table, TextClause, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from kit.db import dialect_insert
+from kit.db import dialect_insert, on_postgres
 from kit.events import InboundEvent
 from kit.proto_time import optional_datetime
 from services.gateway.domain.kpi import local_day, period_keys
@@ -131,7 +131,7 @@ class SetUpsert:
         counters) lock them in the same order and never deadlock."""
         if not rows:
             return
-        if session.get_bind().dialect.name == "postgresql":
+        if on_postgres(session):
             columns = [c.name for c in self.table.columns]
             session.execute(self._unnest_sql(), {c: [row[c] for row in rows] for c in columns})
         else:
@@ -357,7 +357,7 @@ class Projection:
         rows: dict[str, dict[str, Any]] = {}
         if not ids:
             return rows
-        if session.get_bind().dialect.name == "postgresql":  # one array parameter, not N
+        if on_postgres(session):  # one array parameter, not N
             chunks = [t.c.dossier_id == any_(bindparam("dossier_ids", ids, type_=postgresql.ARRAY(String)))]
         else:
             chunks = [t.c.dossier_id.in_(ids[n : n + _IDS_PER_SELECT]) for n in range(0, len(ids), _IDS_PER_SELECT)]
