@@ -136,11 +136,25 @@ class _PreparedSimpleSigner(_PreparedAttributesMixin, SimpleSigner):
     pass
 
 
+# One PKCS#11 session is shared per token (below), and a session runs one operation at a time: a
+# second C_FindObjectsInit or C_SignInit while one is active fails (CKR_OPERATION_ACTIVE, raised as
+# a bare GeneralError). Concurrent calls, and pyHanko's executor threads, take turns on it.
+_TOKEN_LOCK = threading.RLock()
+
+
 class _ChainOnlyPkcs11Signer(_PreparedAttributesMixin, PKCS11Signer):
     """PKCS11Signer registers the signing certificate in its registry, and pyHanko then adds it to
     the CMS a second time; validators (EU DSS among them) expect each certificate once."""
 
     _chain_only: CertificateStore | None = None
+
+    async def ensure_objects_loaded(self) -> None:
+        with _TOKEN_LOCK:
+            await super().ensure_objects_loaded()
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        with _TOKEN_LOCK:
+            return await super().async_sign_raw(data, digest_algorithm, dry_run)  # type: ignore[no-any-return]
 
     @property
     def cert_registry(self) -> CertificateStore:
@@ -186,6 +200,10 @@ class Pkcs11Keystore:
         return self._find(label, ObjectClass.PRIVATE_KEY) is not None
 
     def generate_key(self, label: str, algorithm: KeyAlgorithm) -> keys.PublicKeyInfo:
+        with _TOKEN_LOCK:
+            return self._generate_key(label, algorithm)
+
+    def _generate_key(self, label: str, algorithm: KeyAlgorithm) -> keys.PublicKeyInfo:
         check_label(label)
         if self.has_key(label):
             raise FailedPrecondition(f"key {label!r} already exists in the token", "KEY_EXISTS")
@@ -214,15 +232,20 @@ class Pkcs11Keystore:
         return self.public_key(label)
 
     def public_key(self, label: str) -> keys.PublicKeyInfo:
-        handle = self._find(label, ObjectClass.PUBLIC_KEY)
-        if handle is None:
-            raise NotFound("key", label)
-        if handle[Attribute.KEY_TYPE] == KeyType.EC:
-            return keys.PublicKeyInfo.load(encode_ec_public_key(handle))
-        der = encode_rsa_public_key(handle)
+        with _TOKEN_LOCK:
+            handle = self._find(label, ObjectClass.PUBLIC_KEY)
+            if handle is None:
+                raise NotFound("key", label)
+            if handle[Attribute.KEY_TYPE] == KeyType.EC:
+                return keys.PublicKeyInfo.load(encode_ec_public_key(handle))
+            der = encode_rsa_public_key(handle)
         return keys.PublicKeyInfo({"algorithm": {"algorithm": "rsa"}, "public_key": keys.RSAPublicKey.load(der)})
 
     def sign_raw(self, label: str, data: bytes) -> tuple[bytes, algos.SignedDigestAlgorithm]:
+        with _TOKEN_LOCK:
+            return self._sign_raw(label, data)
+
+    def _sign_raw(self, label: str, data: bytes) -> tuple[bytes, algos.SignedDigestAlgorithm]:
         mechanism = signature_mechanism(self.public_key(label))
         private = self._find(label, ObjectClass.PRIVATE_KEY)
         if private is None:
@@ -259,7 +282,8 @@ class Pkcs11Keystore:
         return handle
 
     def _find(self, label: str, object_class: ObjectClass) -> Any:
-        found = list(self.session.get_objects({Attribute.CLASS: object_class, Attribute.LABEL: label}))
+        with _TOKEN_LOCK:
+            found = list(self.session.get_objects({Attribute.CLASS: object_class, Attribute.LABEL: label}))
         return found[0] if found else None
 
 
