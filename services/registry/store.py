@@ -19,7 +19,7 @@ prefix array is JSON there and search uses LIKE), fine for small data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -298,6 +298,10 @@ class CitizenRepository:
         row = self.session.execute(select(citizens).where(citizens.c.national_id == national_id)).mappings().first()
         return citizen_from_row(row) if row is not None else None
 
+    def registered(self, registry_ids: Collection[str]) -> set[str]:
+        """Which of these ids are registered citizens, in one query."""
+        return registered_ids(self.session, citizens, registry_ids)
+
     def holders_of(self, national_ids: Iterable[str]) -> dict[str, str]:
         """national id -> registry id, for those of `national_ids` already registered."""
         wanted = list(set(national_ids))
@@ -399,6 +403,10 @@ class BusinessRepository:
         row = self.session.execute(query).mappings().first()
         return business_from_row(row) if row is not None else None
 
+    def registered(self, registry_ids: Collection[str]) -> set[str]:
+        """Which of these ids are registered businesses, in one query."""
+        return registered_ids(self.session, businesses, registry_ids)
+
     def by_enterprise_code(self, enterprise_code: str) -> domain.Business | None:
         query = select(businesses).where(businesses.c.enterprise_code == enterprise_code)
         row = self.session.execute(query).mappings().first()
@@ -464,6 +472,13 @@ CITIZEN_READ_COLUMNS = (
 _SELECT_CITIZEN = f"SELECT {', '.join(CITIZEN_READ_COLUMNS)} FROM citizens WHERE "
 CITIZEN_BY_REGISTRY_ID = _SELECT_CITIZEN + "registry_id = %s"
 CITIZEN_BY_NATIONAL_ID = _SELECT_CITIZEN + "national_id = %s"
+
+
+def registered_ids(session: Session, table: Table, registry_ids: Collection[str]) -> set[str]:
+    if not registry_ids:
+        return set()
+    query = select(table.c.registry_id).where(table.c.registry_id.in_(sorted(set(registry_ids))))
+    return set(session.execute(query).scalars())
 
 
 class CitizenReads:

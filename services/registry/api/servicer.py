@@ -8,7 +8,7 @@ kit.grpc_server; anything that reaches the client as INTERNAL is a bug, never ba
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import grpc
@@ -38,6 +38,7 @@ from services.registry.api.mapping import (
 from services.registry.store import BusinessRepository, CitizenFilters, CitizenReads, CitizenRepository
 
 TOPIC = "citydata.registry.v1"
+MAX_CHECKED_IDS = 1_000  # per kind and call: an import chunk's applicants, in one bounded query
 R = TypeVar("R", bound=Message)
 T = TypeVar("T")
 
@@ -278,6 +279,26 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     # --- Plumbing ---------------------------------------------------------------------------
 
+    def CheckRegistered(  # noqa: N802
+        self, request: pb.CheckRegisteredRequest, context: grpc.ServicerContext
+    ) -> pb.CheckRegisteredResponse:
+        citizen_ids, business_ids = request.citizen_registry_ids, request.business_registry_ids
+        violations = [
+            FieldViolation(field, f"at most {MAX_CHECKED_IDS:,} ids per call, got {len(ids):,}")
+            for field, ids in (("citizen_registry_ids", citizen_ids), ("business_registry_ids", business_ids))
+            if len(ids) > MAX_CHECKED_IDS
+        ]
+        if violations:
+            raise InvalidArgument(violations)
+        citizens, businesses = canonical_ids(citizen_ids), canonical_ids(business_ids)
+        with self.new_uow() as uow:
+            citizens_found = CitizenRepository(uow.session).registered(set(citizens.values()))
+            businesses_found = BusinessRepository(uow.session).registered(set(businesses.values()))
+        return pb.CheckRegisteredResponse(
+            registered_citizen_ids=[asked for asked, known in citizens.items() if known in citizens_found],
+            registered_business_ids=[asked for asked, known in businesses.items() if known in businesses_found],
+        )
+
     def _idempotent(
         self,
         method: str,
@@ -381,6 +402,17 @@ def parsed_registry_id(raw: str, field: str) -> str:
     checked = domain.parse_registry_id(raw, field)
     domain.raise_if_invalid(checked)
     return checked.unwrap()
+
+
+def canonical_ids(asked: Iterable[str]) -> dict[str, str]:
+    """Each well-formed id as asked -> its canonical form, first occurrence first; a malformed
+    one is dropped, since it cannot name anybody registered."""
+    canonical: dict[str, str] = {}
+    for raw in asked:
+        checked = domain.parse_registry_id(raw, "registry_id")
+        if checked.ok and raw not in canonical:
+            canonical[raw] = checked.unwrap()
+    return canonical
 
 
 def parsed_national_id(raw: str) -> str:

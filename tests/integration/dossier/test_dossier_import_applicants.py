@@ -14,14 +14,18 @@ import pytest
 from citydata.v1 import common_pb2
 from citydata.v1 import dossier_pb2 as pb
 from citydata.v1 import registry_pb2 as registry_pb
-from citydata.v1.registry_pb2_grpc import RegistryServiceStub
+from citydata.v1.registry_pb2_grpc import (
+    RegistryServiceServicer,
+    RegistryServiceStub,
+    add_RegistryServiceServicer_to_server,
+)
 from sqlalchemy.orm import sessionmaker
 
-from kit.clock import ManualClock
+from kit.clock import ManualClock, SystemClock
 from kit.db import UnitOfWork, make_engine
 from kit.deadlines.loader import load_calendar
 from kit.errors import Unavailable
-from kit.grpc_server import ServiceHost
+from kit.grpc_server import ServiceHost, registrar
 from kit.migrations import upgrade_to_head
 from kit.runtime import start_runtime
 from services.dossier import store
@@ -32,6 +36,7 @@ from services.dossier.registry_client import RegistryApplicantDirectory
 from services.registry import store as registry_store
 from services.registry.__main__ import build_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
+from services.registry.api.servicer import RegistryServicer
 from services.registry.domain import Gender, build_national_id
 from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
 from tools.scratch import scratch_database
@@ -109,5 +114,51 @@ def test_unknown_applicants_fail_their_rows_and_a_silent_registry_fails_the_call
         registry.host.stop()
         with pytest.raises(Unavailable):
             importer.run([pb.ImportDossiersRequest(rows=[resolved_row("app-late", timedelta(days=1))])])
+    finally:
+        directory.close()
+
+
+class RegistryBeforeCheckRegistered(RegistryServicer):
+    """The real registry as it was before CheckRegistered: the generated base answers UNIMPLEMENTED."""
+
+    CheckRegistered = RegistryServiceServicer.CheckRegistered
+
+
+@pytest.fixture
+def older_registry(infra: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningRegistry]:
+    with scratch_database("older_registry_for_dossier", infra["pg_host"], infra["pg_port"]) as database_url:
+        monkeypatch.setenv("REGISTRY_DATABASE_URL", database_url)
+        monkeypatch.setenv("REGISTRY_OUTBOX_RELAY", "false")
+        runtime = start_runtime("registry", registry_store.metadata, registry_store.tables, [REGISTRY_TOPIC])
+        servicer = RegistryBeforeCheckRegistered(runtime.uow, SystemClock())
+        host = ServiceHost(
+            service="registry",
+            address="127.0.0.1:0",
+            registrars=[registrar(add_RegistryServiceServicer_to_server, servicer)],
+            service_names=["citydata.v1.RegistryService"],
+        )
+        host.drain_delay_seconds = 0
+        address = f"127.0.0.1:{host.start()}"
+        channel = grpc.insecure_channel(address)
+        try:
+            yield RunningRegistry(host, address, RegistryServiceStub(channel))
+        finally:
+            channel.close()
+            host.stop()
+            runtime.engine.dispose()
+
+
+def test_a_registry_without_check_registered_is_asked_one_applicant_at_a_time(
+    older_registry: RunningRegistry,
+) -> None:
+    known = register_citizen(older_registry.stub)
+    ghost = str(uuid.uuid4())
+    directory = RegistryApplicantDirectory(older_registry.address)
+    try:
+        for _ in range(2):  # the second time without trying CheckRegistered first
+            assert directory.exists_many([(ApplicantKind.CITIZEN, known), (ApplicantKind.CITIZEN, ghost)]) == {
+                (ApplicantKind.CITIZEN, known): True,
+                (ApplicantKind.CITIZEN, ghost): False,
+            }
     finally:
         directory.close()
