@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bench.quarter import expected_kpis
+from bench.quarter import LETTERS_ROW, expected_kpis
 from tests.conftest import REPO_ROOT
 from tools.simulate.quarter import scaled_counts
 
@@ -53,7 +53,15 @@ def test_make_quarter_reports_the_expected_kpis_through_the_platform_as_make_up_
     reported = _reported_kpis(done.stdout)
     assert {name: reported[name] for name in expected_kpis(expected)} == expected_kpis(expected)
     assert reported["currently_overdue"] == 0
+    assert reported[LETTERS_ROW] == expected.late, "the overdue dossier's apology letter was not signed and counted"
     assert "KPIs match the expected table exactly" in done.stdout
-    for stage in ("register applicants in the registry", "ImportDossiers", "outbox -> Kafka", "Kafka -> read model"):
+    stages = (
+        "register applicants in the registry",
+        "ImportDossiers",
+        "outbox -> Kafka",
+        "Kafka -> read model",
+        "letters",
+    )
+    for stage in stages:
         assert stage in done.stdout
     assert re.search(r"^dossier\s+\d+\s+\d+$", done.stdout, re.MULTILINE), "no peak RSS for the dossier service"
