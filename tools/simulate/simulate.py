@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 from citydata.v1 import common_pb2, registry_pb2
@@ -190,9 +190,9 @@ def imported_dossier(planned: PlannedDossier) -> pb.ImportedDossier:
 
 
 def _stamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC).replace(microsecond=0))
-    return stamp
+    """Whole seconds (what an agency's export holds); an aware datetime's POSIX time is its UTC
+    instant, which spares Timestamp.FromDatetime's time-tuple round trip (a third of the row's cost)."""
+    return Timestamp(seconds=int(value.timestamp()))
 
 
 def simulate(
