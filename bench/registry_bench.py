@@ -53,6 +53,9 @@ from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.net import free_port, wait_serving
 from services.registry import domain, store
+from services.registry.store.citizen_reads import CITIZEN_READ_COLUMNS
+from services.registry.store.rows import search_prefixes
+from services.registry.store.search import CitizenFilters, filter_tokens
 from tools.scratch import create_database, postgres_url, scratch_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +154,7 @@ def fill_citizens(libpq_url: str, rows: int) -> float:
         )
         with conn.cursor() as cursor, cursor.copy("COPY bench_names FROM STDIN") as copy:
             for n, name in enumerate(all_names()):
-                copy.write_row((n, name, domain.search_key(name), store.search_prefixes(domain.search_key(name))))
+                copy.write_row((n, name, domain.search_key(name), search_prefixes(domain.search_key(name))))
         conn.execute(FILL_SQL, {"rows": rows, "names": len(all_names())})
         for _name, definition in indexes:
             conn.execute(definition)
@@ -496,7 +499,7 @@ def sql_searcher(conn: psycopg.Connection[Any], queries: list[pb.SearchCitizensR
         query = queries[n % len(queries)]
         prefixes = domain.search_terms(query.query)
         born = date.fromisoformat(query.date_of_birth) if query.date_of_birth else None
-        qualified = store.filter_tokens(prefixes, store.CitizenFilters(born, query.ward_code))
+        qualified = filter_tokens(prefixes, CitizenFilters(born, query.ward_code))
         conditions = ["citizen_filter_tokens(ward_code, date_of_birth, search_prefixes) @> %s"]
         values: list[Any] = [qualified]
         if not qualified:
@@ -508,7 +511,7 @@ def sql_searcher(conn: psycopg.Connection[Any], queries: list[pb.SearchCitizensR
             conditions.append("ward_code = %s")
             values.append(query.ward_code)
         conn.execute(
-            f"SELECT {', '.join(store.CITIZEN_READ_COLUMNS)} FROM citizens WHERE {' AND '.join(conditions)}"
+            f"SELECT {', '.join(CITIZEN_READ_COLUMNS)} FROM citizens WHERE {' AND '.join(conditions)}"
             " ORDER BY length(search_key), registry_id LIMIT 1000",
             values,
         ).fetchall()

@@ -33,12 +33,12 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from kit.clock import ManualClock
-from services.signing.bootstrap import bootstrap_pki
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import FileKeystore, Keystore, Pkcs11Keystore
 from services.signing.crypto.pki import Pki
 from services.signing.crypto.softhsm import init_softhsm_token
-from services.signing.domain import CertificateKind, SignatureLevel
+from services.signing.domain.certificates import CertificateKind, SignatureLevel
 
 
 def rate(operation: Callable[[int], object], seconds: float, minimum: int = 5) -> float:

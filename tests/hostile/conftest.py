@@ -31,13 +31,13 @@ from services.gateway import store as gateway_store
 from services.gateway.__main__ import GatewayOptions, build_gateway
 from services.gateway.consumers import ReadModel, readmodel_group
 from services.registry import store as registry_store
-from services.registry.__main__ import build_host as build_registry_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
+from services.registry.app import build_host as build_registry_host
 from services.signing import store as signing_store
-from services.signing.__main__ import Signing
-from services.signing.__main__ import build_host as build_signing_host
-from services.signing.api import TOPIC as SIGNING_TOPIC
-from services.signing.bootstrap import bootstrap_pki
+from services.signing.api.servicer import TOPIC as SIGNING_TOPIC
+from services.signing.app import Signing
+from services.signing.app import build_host as build_signing_host
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import ENV_KEYSTORE_PASSWORD, keystore_from_environment
 from services.signing.crypto.pki import Pki

@@ -20,7 +20,7 @@ from kit.service_identity import (
     service_key,
 )
 from services.gateway.devpki import issue_agency_cert, new_ca
-from services.signing.__main__ import require_mutual_tls
+from services.signing.app import require_mutual_tls
 
 KEY = b"0123456789abcdef0123456789abcdef"
 METHOD = "/citydata.v1.SigningService/IssueCertificate"

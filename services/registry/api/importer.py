@@ -28,7 +28,7 @@ from kit.events import OutboundEvent, current_trace_headers, uuid4_text
 from kit.idempotency import MAX_KEY_LENGTH, run_idempotent
 from services.registry import domain
 from services.registry.api.mapping import Violations, citizen_draft, citizen_pb
-from services.registry.store import CitizenRepository
+from services.registry.store.citizens import CitizenRepository
 
 CHUNK_ROWS = 1000
 MAX_REPORTED_FAILURES = 10_000

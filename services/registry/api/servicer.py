@@ -35,7 +35,10 @@ from services.registry.api.mapping import (
     citizen_pb_from_row,
     parse_date,
 )
-from services.registry.store import BusinessRepository, CitizenFilters, CitizenReads, CitizenRepository
+from services.registry.store.businesses import BusinessRepository
+from services.registry.store.citizen_reads import CitizenReads
+from services.registry.store.citizens import CitizenRepository
+from services.registry.store.search import CitizenFilters
 
 TOPIC = "citydata.registry.v1"
 MAX_CHECKED_IDS = 1_000  # per kind and call: an import chunk's applicants, in one bounded query

@@ -39,7 +39,7 @@ from kit.clock import Clock
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.signing.crypto.pki import IssuedCertificate, Pki
 from services.signing.crypto.tsa import InProcessTimeStamper
-from services.signing.domain import (
+from services.signing.domain.certificates import (
     SIGNER_KINDS,
     Indication,
     SignatureLevel,

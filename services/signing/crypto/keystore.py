@@ -29,7 +29,7 @@ from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import CertificateStore, SimpleCertificateStore
 
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.signing.domain import KeyAlgorithm, check_rsa_key_size
+from services.signing.domain.certificates import KeyAlgorithm, check_rsa_key_size
 
 ENV_MODULE = "CITYDATA_PKCS11_MODULE"
 ENV_TOKEN = "CITYDATA_PKCS11_TOKEN"

@@ -50,7 +50,7 @@ from services.signing.crypto.x509build import (
     build_certificate,
     build_crl,
 )
-from services.signing.domain import (
+from services.signing.domain.certificates import (
     DEFAULT_KEY_ALGORITHM,
     ROOT_CA_ID,
     CertificateKind,
@@ -61,7 +61,7 @@ from services.signing.domain import (
     check_subject_name,
     crl_url,
 )
-from services.signing.store import metadata, pki_authorities, pki_certificates, pki_crls
+from services.signing.store.tables import metadata, pki_authorities, pki_certificates, pki_crls
 
 log = logging.getLogger(__name__)
 

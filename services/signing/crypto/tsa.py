@@ -15,7 +15,7 @@ from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from kit.clock import Clock
-from services.signing.domain import check_digest_algorithm
+from services.signing.domain.certificates import check_digest_algorithm
 
 # Our TSA policy OID, under the UUID-derived arc 2.25 (no registration needed).
 TSA_POLICY_OID = "2.25.158463211402357125374049158911716829731"

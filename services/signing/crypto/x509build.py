@@ -13,7 +13,7 @@ from datetime import datetime
 from asn1crypto import core, crl, keys, x509
 
 from services.signing.crypto.keystore import Keystore, signature_mechanism
-from services.signing.domain import CertificateKind, RevocationReason
+from services.signing.domain.certificates import CertificateKind, RevocationReason
 
 _UTC_TIME_LIMIT = 2050  # RFC 5280 §4.1.2.5: UTCTime before 2050, GeneralizedTime from then on
 

@@ -34,9 +34,9 @@ from services.dossier.domain.lifecycle import ApplicantKind, Lifecycle
 from services.dossier.importer import DossierImporter
 from services.dossier.registry_client import RegistryApplicantDirectory
 from services.registry import store as registry_store
-from services.registry.__main__ import build_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
 from services.registry.api.servicer import RegistryServicer
+from services.registry.app import build_host
 from services.registry.domain import Gender, build_national_id
 from tests.integration.dossier.test_dossier_import_events_on_kafka import resolved_row
 from tools.scratch import scratch_database

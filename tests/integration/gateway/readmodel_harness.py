@@ -31,8 +31,8 @@ from services.gateway.consumers import ProcedureFacts, ReadModel
 from services.gateway.readmodel.offsets import end_offsets, partitions_of, set_origin
 from services.gateway.readmodel.projection import TOPICS
 from services.registry import store as registry_store
-from services.registry.__main__ import build_host as build_registry_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
+from services.registry.app import build_host as build_registry_host
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service
 from tests.integration.gateway.gateway_harness import BASE_POLICY, render_toml
 from tests.support.net import free_port

@@ -24,12 +24,13 @@ from kit.grpc_server import ServiceHost
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.signing import store as signing_store
-from services.signing.__main__ import Signing, build_host
-from services.signing.api import TOPIC
-from services.signing.bootstrap import bootstrap_pki
+from services.signing.api.servicer import TOPIC
+from services.signing.app import Signing, build_host
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import ENV_KEYSTORE_PASSWORD, keystore_from_environment
 from services.signing.crypto.pki import Pki
+from services.signing.store.tables import audit_log as signing_audit_log
 from tests.integration.gateway.gateway_harness import GatewayFactory
 from tools.scratch import scratch_database
 
@@ -44,7 +45,7 @@ class RunningSigning:
 
     def audit_rows(self) -> int:
         with self.runtime.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(signing_store.audit_log)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(signing_audit_log)).scalar_one())
 
 
 @pytest.fixture

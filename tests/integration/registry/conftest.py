@@ -19,8 +19,8 @@ from sqlalchemy import Engine, func, select
 
 from kit.kafka import ensure_topics
 from kit.runtime import start_runtime
-from services.registry.__main__ import build_host
 from services.registry.api import TOPIC
+from services.registry.app import build_host
 from services.registry.domain import Gender, build_national_id
 from services.registry.store import metadata, tables
 from tests.support.kafka_tools import topic_partitions

@@ -13,7 +13,7 @@ from citydata.v1 import common_pb2
 from citydata.v1 import registry_pb2 as pb
 
 from kit.grpc_errors import violations_of
-from services.registry import import_cli
+from services.registry.cli import import_citizens as import_cli
 from services.registry.domain import enterprise_check_digit
 from tests.support.kafka_tools import header
 

@@ -17,7 +17,8 @@ from kit.db import make_engine
 from kit.grpc_errors import violations_of
 from kit.migrations import alembic_config
 from services.registry import domain
-from services.registry.store import metadata, search_prefixes
+from services.registry.store import metadata
+from services.registry.store.rows import search_prefixes
 
 if TYPE_CHECKING:
     from conftest import Registry

@@ -26,9 +26,10 @@ from kit.clock import ManualClock
 from kit.kafka import ensure_topics
 from kit.runtime import start_runtime
 from kit.service_identity import asserting_channel
-from services.signing.__main__ import Signing, build_host
-from services.signing.api import AGENCY_METADATA, TOPIC
-from services.signing.bootstrap import bootstrap_pki
+from services.signing.api.caller import AGENCY_METADATA
+from services.signing.api.servicer import TOPIC
+from services.signing.app import Signing, build_host
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import Pkcs11Keystore, keystore_from_environment
 from services.signing.crypto.pki import Pki

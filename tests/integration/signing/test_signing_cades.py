@@ -15,7 +15,7 @@ from kit.errors import FailedPrecondition, InvalidArgument
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import FileKeystore
 from services.signing.crypto.pki import IssuedCertificate, Pki
-from services.signing.domain import (
+from services.signing.domain.certificates import (
     CertificateKind,
     Indication,
     RevocationReason,

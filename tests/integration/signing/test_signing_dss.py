@@ -88,7 +88,8 @@ import os, sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from kit.clock import ManualClock
-from services.signing.bootstrap import bootstrap_pki, open_database, open_pki
+from services.signing.cli.bootstrap import open_database, open_pki
+from services.signing.crypto.bootstrap import bootstrap_pki
 an_hour_ago = ManualClock(datetime.now(UTC) - timedelta(hours=1))
 database = open_database(os.environ["SIGNING_DATABASE_URL"])  # the PKI state the service will use
 pki, _ = open_pki(Path(sys.argv[1]), os.environ, an_hour_ago, sys.argv[2], database)

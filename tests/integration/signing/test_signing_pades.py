@@ -12,7 +12,7 @@ from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.pki import IssuedCertificate, Pki
-from services.signing.domain import CertificateKind, Indication, SignatureLevel
+from services.signing.domain.certificates import CertificateKind, Indication, SignatureLevel
 
 pytestmark = pytest.mark.softhsm
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from kit.clock import ManualClock
 from kit.errors import FailedPrecondition, InvalidArgument
-from services.signing.bootstrap import bootstrap_pki
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import (
     FileKeystore,
@@ -29,8 +29,8 @@ from services.signing.crypto.keystore import (
     keystore_from_environment,
 )
 from services.signing.crypto.pki import Pki
-from services.signing.domain import CertificateKind, Indication, KeyAlgorithm, RevocationReason
-from services.signing.store import pki_authorities, pki_certificates, pki_crls
+from services.signing.domain.certificates import CertificateKind, Indication, KeyAlgorithm, RevocationReason
+from services.signing.store.tables import pki_authorities, pki_certificates, pki_crls
 
 pytestmark = pytest.mark.softhsm
 
@@ -163,7 +163,7 @@ def test_bootstrap_cli_is_idempotent(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "services.signing.bootstrap",
+        "services.signing.cli.bootstrap",
         "--state-dir",
         str(tmp_path / "signing"),
         "--agencies",

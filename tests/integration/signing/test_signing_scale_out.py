@@ -33,15 +33,16 @@ from kit.config import REPO_ROOT
 from kit.kafka import ensure_topics
 from kit.runtime import ServiceRuntime, start_runtime
 from kit.service_identity import ENV_KEY_FILE, asserting_channel, generated_key
-from services.signing.__main__ import Signing, build_host
-from services.signing.api import AGENCY_METADATA, TOPIC
-from services.signing.bootstrap import BootstrapResult, bootstrap_pki
+from services.signing.api.caller import AGENCY_METADATA
+from services.signing.api.servicer import TOPIC
+from services.signing.app import Signing, build_host
+from services.signing.crypto.bootstrap import BootstrapResult, bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import FileKeystore
 from services.signing.crypto.pki import Pki
-from services.signing.store import certificates, pki_certificates
 from services.signing.store import metadata as store_metadata
 from services.signing.store import tables as store_tables
+from services.signing.store.tables import certificates, pki_certificates
 from tests.integration.signing.test_signing_pades import _pdfsig, _small_pdf
 from tests.support.net import free_port
 from tools.scratch import scratch_database

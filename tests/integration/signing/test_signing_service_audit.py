@@ -34,7 +34,7 @@ def _verify_rpc(service: SigningService) -> pb.SigningServiceVerifyAuditLogRespo
 
 
 def _audit_cli(service: SigningService) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "services.signing.audit_cli", "verify", "--database-url", service.database_url]
+    command = [sys.executable, "-m", "services.signing.cli.audit", "verify", "--database-url", service.database_url]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -10,7 +10,7 @@ from citydata.v1 import registry_pb2 as pb
 from kit.db import OUTBOX_COLUMNS, outbox_record, outbox_row
 from kit.events import OutboundEvent
 from services.registry.api.mapping import citizen_pb
-from services.registry.store import (
+from services.registry.store.rows import (
     CITIZEN_COLUMNS,
     HISTORY_COLUMNS,
     citizen_history_row,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kit.errors import InvalidArgument
-from services.signing.domain import (
+from services.signing.domain.certificates import (
     CertificateKind,
     Indication,
     KeyAlgorithm,

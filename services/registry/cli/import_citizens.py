@@ -1,6 +1,6 @@
 """Import citizens from a CSV file into the registry, with a progress bar.
 
-    python -m services.registry.import_cli citizens.csv [--target 127.0.0.1:50051]
+    python -m services.registry.cli.import_citizens citizens.csv [--target 127.0.0.1:50051]
         [--idempotency-key KEY] [--failures failed.csv]
 
 The CSV is UTF-8 with a header row naming these columns (any order; phone and email may be

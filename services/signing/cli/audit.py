@@ -1,6 +1,6 @@
 """Check the signing audit log's hash chain from a shell.
 
-    python -m services.signing.audit_cli verify [--database-url URL]
+    python -m services.signing.cli.audit verify [--database-url URL]
 
 Exit status 0 when every row is present and unchanged, 1 when a row was altered or is missing
 (the first bad row is named), 2 when the database cannot be read.
@@ -16,11 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from kit.config import load_settings
 from kit.db import make_engine
-from services.signing.store import verify_audit_log
+from services.signing.store.audit import verify_audit_log
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.signing.audit_cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.signing.cli.audit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="recompute the hash chain and report the first bad row")
     verify.add_argument("--database-url", default=None, help="default: SIGNING_DATABASE_URL / DATABASE_URL")

@@ -1,6 +1,6 @@
 """Create the city's root CA, time-stamping unit and one issuing CA per agency, if missing.
 
-    python -m services.signing.bootstrap --state-dir var/signing [--agencies SXD,STP] [--database-url URL]
+    python -m services.signing.cli.bootstrap --state-dir var/signing [--agencies SXD,STP] [--database-url URL]
 
 The agencies are those of the agency directory (kit/data/agencies.toml) with `signs = true`,
 unless --agencies names some of them; the signing service runs the same bootstrap at start-up.
@@ -17,85 +17,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from kit.agencies import directory
 from kit.clock import Clock, SystemClock
 from kit.config import load_settings
 from kit.db import make_engine
 from kit.errors import DomainError
 from kit.migrations import upgrade_to_head
+from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.keystore import (
     ENV_MODULE,
     Keystore,
     describe_keystore,
     keystore_from_environment,
 )
-from services.signing.crypto.pki import DEFAULT_CRL_BASE_URL, TSA_ID, Pki
+from services.signing.crypto.pki import DEFAULT_CRL_BASE_URL, Pki
 from services.signing.crypto.softhsm import init_softhsm_token
-from services.signing.domain import ROOT_CA_ID, agency_ca_id, check_agency_code
 from services.signing.store import metadata
 
 DEV_TOKEN_LABEL = "citydata-dev"
 DEV_USER_PIN = "citydata-dev-pin"
 DEV_SO_PIN = "citydata-dev-so-pin"
-
-
-@dataclass
-class BootstrapResult:
-    created: list[str] = field(default_factory=list)
-    existing: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.created)
-
-    def summary(self) -> str:
-        if not self.changed:
-            return f"nothing to do: {', '.join(self.existing)} already exist"
-        return f"created {', '.join(self.created)}" + (
-            f"; kept existing {', '.join(self.existing)}" if self.existing else ""
-        )
-
-
-def signing_agencies() -> list[str]:
-    """Every agency of the directory that signs (has an issuing CA and a seal)."""
-    return directory().signing_agencies()
-
-
-def bootstrap_pki(pki: Pki, agencies: Sequence[str] | None = None) -> BootstrapResult:
-    """Ensure root CA, TSA and each agency's issuing CA exist (by default every signing agency of
-    the directory); report what was created."""
-    codes = [check_agency_code(code) for code in (signing_agencies() if agencies is None else agencies)]
-    result = BootstrapResult()
-    steps: list[tuple[str, Callable[[], bool]]] = [
-        (ROOT_CA_ID, pki.ensure_root_ca),
-        (TSA_ID, pki.ensure_tsa),
-    ]
-    steps += [(agency_ca_id(code), _agency_step(pki, code)) for code in codes]
-    for name, ensure in steps:
-        (result.created if ensure() else result.existing).append(name)
-    for ca_id in pki.ca_ids():
-        pki.current_crl(ca_id)  # publish an initial CRL so the CRL endpoint has something to serve
-    pki.export_ca_certificates()
-    return result
-
-
-def _agency_step(pki: Pki, code: str) -> Callable[[], bool]:
-    return lambda: pki.ensure_agency_ca(code)
-
-
-def ensure_issuing_ca(pki: Pki, code: str) -> bool:
-    """The agency's issuing CA, created (with its first CRL and exported certificate) if missing."""
-    if not pki.ensure_agency_ca(code):
-        return False
-    pki.current_crl(agency_ca_id(code))
-    pki.export_ca_certificates()
-    return True
 
 
 def dev_environment(state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -122,7 +67,7 @@ def open_database(url: str) -> Engine:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.signing.bootstrap", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.signing.cli.bootstrap", description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument(
         "--agencies", default="", help="comma-separated codes (default: every signing agency of the directory)"

@@ -78,7 +78,7 @@ def upgrade() -> None:
 
 def _backfill_in_python() -> None:
     # SQLite (`make run` sizes): the store's own function, row by row.
-    from services.registry.store import search_prefixes
+    from services.registry.store.rows import search_prefixes
 
     connection = op.get_bind()
     rows = connection.execute(sa.text("SELECT registry_id, search_key FROM citizens")).all()
