@@ -37,13 +37,14 @@ from services.gateway import store
 from services.gateway.api.catalog import forwarded_methods
 from services.gateway.api.gate import AUDIT_TOPIC, AuditLog, Gatekeeper
 from services.gateway.api.identity import CertificateIdentity, DevTokenIdentity, Identity, IdentityChain
+from services.gateway.api.policy_file import PolicySource, load_policy
 from services.gateway.api.proxy import ProxyHandler, UpstreamChannels
 from services.gateway.api.reads import ReadModelReads
 from services.gateway.api.service import SERVICE, GatewayServicer
-from services.gateway.consumers import ProcedureFacts, ReadModel, readmodel_group
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.http.server import GatewayHttpServer, http_worker, tls_context
-from services.gateway.policy_file import PolicySource, load_policy
+from services.gateway.readmodel.model import ReadModel, readmodel_group
+from services.gateway.readmodel.procedure_facts import ProcedureFacts
 
 log = logging.getLogger("citydata.gateway")
 

@@ -41,7 +41,7 @@ from kit.config import load_settings
 from kit.db import make_engine, utc
 from kit.migrations import upgrade_to_head
 from services.gateway import store
-from services.gateway.consumers import readmodel_group
+from services.gateway.readmodel.model import readmodel_group
 from services.gateway.readmodel.offsets import (
     ReplayCounts,
     commit_group_offsets,

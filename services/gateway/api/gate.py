@@ -29,10 +29,10 @@ from kit.telemetry import current_trace_id
 from services.gateway.api.catalog import reaches_any
 from services.gateway.api.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from services.gateway.api.identity import IdentityChain
+from services.gateway.api.policy_file import PolicySource
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject
 from services.gateway.domain.policy import AgencyGrant, Policy
 from services.gateway.domain.ratelimit import RateLimiter
-from services.gateway.policy_file import PolicySource
 from services.gateway.store import audit_repository
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,9 @@ from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store
 from services.gateway.__main__ import GatewayOptions, build_gateway
-from services.gateway.consumers import ProcedureFacts, ReadModel
+from services.gateway.readmodel.model import ReadModel
 from services.gateway.readmodel.offsets import end_offsets, partitions_of, set_origin
+from services.gateway.readmodel.procedure_facts import ProcedureFacts
 from services.gateway.readmodel.projection import TOPICS
 from services.registry import store as registry_store
 from services.registry.__main__ import build_host as build_registry_host
