@@ -14,7 +14,7 @@ from kit.clock import ManualClock
 from kit.grpc_errors import violations_of
 from kit.runtime import start_runtime
 from kit.service_identity import CallerAssertions, service_key
-from services.gateway.devpki import issue_agency_cert, issue_server_cert, new_ca
+from services.gateway.cli.devpki import issue_agency_cert, issue_server_cert, new_ca
 from services.signing.__main__ import Signing, build_host
 from services.signing.api import TOPIC
 from services.signing.crypto.engine import SignatureEngine
