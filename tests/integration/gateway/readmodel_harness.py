@@ -26,7 +26,7 @@ from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store
-from services.gateway.__main__ import GatewayOptions, build_gateway
+from services.gateway.app import GatewayOptions, build_gateway
 from services.gateway.readmodel.model import ReadModel
 from services.gateway.readmodel.offsets import end_offsets, partitions_of, set_origin
 from services.gateway.readmodel.procedure_facts import ProcedureFacts

@@ -1,4 +1,4 @@
-"""The gateway process: `python -m services.gateway`.
+"""Assembles the gateway process (`python -m services.gateway`): used by `__main__` and by the tests.
 
 Security modes, chosen from the environment and logged at start-up:
 * mTLS (production): GATEWAY_TLS_CERT, GATEWAY_TLS_KEY and GATEWAY_CLIENT_CA all set. Agencies
@@ -232,7 +232,3 @@ def main() -> None:
         runtime, options, settings.grpc_address, workers=workers, read_model=read_model, http_address=http_address
     )
     gateway.host.run_until_signal()
-
-
-if __name__ == "__main__":
-    main()
