@@ -12,7 +12,7 @@ dossiers published as one `dossier.imported` each. Then, each with its own consu
 * batch  — the kit consumer runner with the projection's batch handler (a poll per transaction,
            folded in memory, a few set-based statements);
 * single — the same runner and projection, one handler call per event (the pre-batch path);
-* rebuild — `rebuild_cli`'s replay of the whole topic from offset 0 (a poll per transaction).
+* rebuild — `cli.rebuild`'s replay of the whole topic from offset 0 (a poll per transaction).
 
 The default order, raw,batch,single,raw, measures the raw consumer before and after and uses the
 mean (the machine's load drifts).
@@ -263,7 +263,7 @@ def run_projection(topic: str, total: int, batched: bool, deadline: float) -> fl
 
 
 def run_rebuild(topic: str, total: int) -> float:
-    """The rebuild's replay (rebuild_cli) of the whole topic from offset 0 into a fresh database."""
+    """The rebuild's replay (cli.rebuild) of the whole topic from offset 0 into a fresh database."""
     partitions = partitions_of(BOOTSTRAP, [topic])
     with database() as url:
         engine = make_engine(url)

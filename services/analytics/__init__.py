@@ -1,1 +1,1 @@
-"""Analytics: the Q1/2022 quarter simulator and the national public-service portal sync."""
+"""Analytics: the National Public Service Portal sync (the quarter simulator lives in tools/simulate)."""

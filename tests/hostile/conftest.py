@@ -28,8 +28,8 @@ from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from kit.service_identity import asserting_channel
 from services.gateway import store as gateway_store
-from services.gateway.__main__ import GatewayOptions, build_gateway
-from services.gateway.consumers import ReadModel, readmodel_group
+from services.gateway.app import GatewayOptions, build_gateway
+from services.gateway.readmodel.model import ReadModel, readmodel_group
 from services.registry import store as registry_store
 from services.registry.api import TOPIC as REGISTRY_TOPIC
 from services.registry.app import build_host as build_registry_host

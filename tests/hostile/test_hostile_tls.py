@@ -14,7 +14,7 @@ from google.protobuf import wrappers_pb2
 from kit.config import ConfigError
 from kit.grpc_server import ServiceHost
 from kit.tls import secure_channel_to
-from services.gateway.devpki import Issued, issue_agency_cert, issue_server_cert, new_ca
+from services.gateway.cli.devpki import Issued, issue_agency_cert, issue_server_cert, new_ca
 from tests.support.test_services import SERVICE, call, generic_service
 
 NAME = "tlsprobe"  # env prefix TLSPROBE_

@@ -40,7 +40,7 @@ from chaos.infra import PrivateInfra
 from chaos.load import procedures_for, timestamp_of
 from chaos.services import ServiceProcess, gateway_process
 from services.dossier.messages import TOPIC as DOSSIER_TOPIC
-from services.gateway.consumers import DEFAULT_GROUP
+from services.gateway.readmodel.model import DEFAULT_GROUP
 from services.gateway.readmodel.projection import TOPICS
 from tests.scaleout.kafka_groups import wait_for_split
 from tests.scaleout.span_sink import ConsumerSpanSink

@@ -19,7 +19,7 @@ from kit.service_identity import (
     generated_key,
     service_key,
 )
-from services.gateway.devpki import issue_agency_cert, new_ca
+from services.gateway.cli.devpki import issue_agency_cert, new_ca
 from services.signing.app import require_mutual_tls
 
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -26,14 +26,14 @@ from kit.events import OutboundEvent, current_trace_headers
 from kit.grpc_errors import status_for
 from kit.proto_time import timestamp
 from kit.telemetry import current_trace_id
-from services.gateway import store
 from services.gateway.api.catalog import reaches_any
 from services.gateway.api.group_commit import DEFAULT_MAX_BATCH, GroupCommit
 from services.gateway.api.identity import IdentityChain
+from services.gateway.api.policy_file import PolicySource
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject
 from services.gateway.domain.policy import AgencyGrant, Policy
 from services.gateway.domain.ratelimit import RateLimiter
-from services.gateway.policy_file import PolicySource
+from services.gateway.store import audit_repository
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,9 +146,9 @@ class AuditLog:
         entries = [q.entry for q in queued]
         head, self._head = self._head, None  # forgotten unless this batch commits
         with self.new_uow() as uow:
-            rows = store.extend_chain(uow.session, head, entries) if head is not None else None
+            rows = audit_repository.extend_chain(uow.session, head, entries) if head is not None else None
             if rows is None:
-                rows = store.append_many(uow.session, entries)
+                rows = audit_repository.append_many(uow.session, entries)
             uow.publish_many(
                 OutboundEvent(
                     AUDIT_TOPIC,

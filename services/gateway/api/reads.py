@@ -12,7 +12,6 @@ from kit.db import on_postgres
 from kit.errors import FieldViolation, InvalidArgument, NotFound
 from kit.proto_time import optional_timestamp
 from services.gateway.api.follow_up_reads import follow_up_kpis
-from services.gateway.consumers import ReadModel
 from services.gateway.domain.kpi import (
     Dimension,
     KpiCounts,
@@ -23,6 +22,7 @@ from services.gateway.domain.kpi import (
     total,
 )
 from services.gateway.readmodel.follow_up_queries import FollowUpQueries
+from services.gateway.readmodel.model import ReadModel
 from services.gateway.readmodel.queries import DossierRow, KpiGroup, SignedDocumentRow
 
 DIMENSIONS = {

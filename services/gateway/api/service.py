@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from kit.errors import FieldViolation, InvalidArgument, Unavailable
 from kit.proto_time import timestamp
-from services.gateway import store
 from services.gateway.api.gate import Admission, CallRecord, Gatekeeper
 from services.gateway.api.messages import subjects_of, withhold_fields
 from services.gateway.api.reads import ReadModelReads
 from services.gateway.domain.audit import Subject, Verification, tax_code_subject, verify_chain
+from services.gateway.store import audit_repository
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -28,7 +28,7 @@ SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 
 
 def verify_audit_log(session: Session) -> Verification:
-    return verify_chain(store.chained_rows(session), store.chain_head(session))
+    return verify_chain(audit_repository.chained_rows(session), audit_repository.chain_head(session))
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -44,8 +44,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             subject, before, page_size = _page_query(request)
             with self.sessions() as session:
                 # Identifiers are linked at query time (see the README's data tracker section).
-                person = store.person_of(session, subject)
-                rows = store.accesses_of(session, person, before, page_size + 1)
+                person = audit_repository.person_of(session, subject)
+                rows = audit_repository.accesses_of(session, person, before, page_size + 1)
             page = rows[:page_size]
             token = str(page[-1].sequence) if len(rows) > page_size else ""
             return gateway_pb2.ListDataAccessResponse(accesses=[_access_pb(row) for row in page], next_page_token=token)
@@ -163,7 +163,7 @@ def _page_query(request: gateway_pb2.ListDataAccessRequest) -> tuple[Subject, in
     return subject, before, request.page_size or DEFAULT_PAGE_SIZE
 
 
-def _access_pb(row: store.AccessRow) -> gateway_pb2.DataAccess:
+def _access_pb(row: audit_repository.AccessRow) -> gateway_pb2.DataAccess:
     return gateway_pb2.DataAccess(
         sequence=row.sequence,
         time=timestamp(row.entry.recorded_at),

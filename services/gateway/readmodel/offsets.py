@@ -2,7 +2,7 @@
 
 The read model is built from each partition's *origin* (kept in `rm_origin`; the beginning of the
 topic when absent) up to the consumer group's committed offsets. Operators leave the origin
-alone; tests and a read model started from a point in time (`rebuild_cli --since`) set it.
+alone; tests and a read model started from a point in time (`cli.rebuild --since`) set it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 same tables in a scratch database, and registered on `services.gateway.store.metadata` for Alembic.
 
 Everything here except `rm_procedures` and `rm_origin` is derived from events only, so a rebuild
-from the same offsets gives the same rows (`rebuild_cli --compare` checks it).
+from the same offsets gives the same rows (`cli.rebuild --compare` checks it).
 """
 
 from __future__ import annotations

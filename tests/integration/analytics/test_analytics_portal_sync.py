@@ -17,10 +17,10 @@ from kit.kafka import make_producer
 from kit.migrations import upgrade_to_head
 from kit.subscribe import Subscription
 from services.analytics import store
-from services.analytics.consumers import PortalSyncHandler
-from services.analytics.portal.__main__ import main as portal_cli
-from services.analytics.portal.client import SHIPPED_STATUS_MAP, PortalClient, PortalConfig, load_status_table
-from services.analytics.portal.pusher import PortalPusher
+from services.analytics.cli.portal import main as portal_cli
+from services.analytics.clients.portal import SHIPPED_STATUS_MAP, PortalClient, PortalConfig, load_status_table
+from services.analytics.consumers.portal_pusher import PortalPusher
+from services.analytics.consumers.portal_sync import PortalSyncHandler
 from tests.integration.analytics.analytics_events import life_of, send
 from tests.integration.analytics.portal_standin import Call, PortalStandIn
 

@@ -1,7 +1,7 @@
 """The simulated quarter at scale 0.001 (5,330 dossiers) seen through the gateway's read model:
 a real dossier service (in-process, clock at the quarter's end) publishes the quarter, a real
 gateway with its read-model consumer (started at the topics' current end) applies it, and
-GetDossierKpis and `kpi_cli export` report exactly the seed's counts scaled by the rounding rule
+GetDossierKpis and `cli.kpi export` report exactly the seed's counts scaled by the rounding rule
 of tools.simulate.quarter.
 
 The dossier service here runs no apology-letter consumer (the harness starts it without one), so
@@ -149,7 +149,7 @@ def _export_csv(gateway: ReadModelGateway) -> list[dict[str, str]]:
     command = [
         sys.executable,
         "-m",
-        "services.gateway.kpi_cli",
+        "services.gateway.cli.kpi",
         "export",
         "--format",
         "csv",

@@ -22,9 +22,9 @@ from kit.grpc_server import Worker
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store
-from services.gateway.__main__ import GatewayOptions, TlsFiles, build_host
 from services.gateway.api.catalog import ForwardedMethod, MethodKind, forwarded_methods
-from services.gateway.devpki import Issued, issue_agency_cert, issue_server_cert, new_ca
+from services.gateway.app import GatewayOptions, TlsFiles, build_host
+from services.gateway.cli.devpki import Issued, issue_agency_cert, issue_server_cert, new_ca
 from tests.support.net import free_port
 
 Behaviour = Callable[[bytes, grpc.ServicerContext], bytes]

@@ -26,9 +26,10 @@ from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store
-from services.gateway.__main__ import GatewayOptions, build_gateway
-from services.gateway.consumers import ProcedureFacts, ReadModel
+from services.gateway.app import GatewayOptions, build_gateway
+from services.gateway.readmodel.model import ReadModel
 from services.gateway.readmodel.offsets import end_offsets, partitions_of, set_origin
+from services.gateway.readmodel.procedure_facts import ProcedureFacts
 from services.gateway.readmodel.projection import TOPICS
 from services.registry import store as registry_store
 from services.registry.api import TOPIC as REGISTRY_TOPIC

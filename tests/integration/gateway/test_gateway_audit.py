@@ -25,7 +25,7 @@ def read_citizen(gateway: Gateway, agency: str, purpose: str, times: int) -> Non
 
 def verify_cli(database_url: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "services.gateway.audit_cli", "verify", "--database-url", database_url],
+        [sys.executable, "-m", "services.gateway.cli.audit", "verify", "--database-url", database_url],
         capture_output=True,
         text=True,
         timeout=60,

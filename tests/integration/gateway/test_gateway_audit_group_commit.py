@@ -38,7 +38,7 @@ from tests.integration.gateway.gateway_harness import (
 
 def verify_cli(database_url: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "services.gateway.audit_cli", "verify", "--database-url", database_url],
+        [sys.executable, "-m", "services.gateway.cli.audit", "verify", "--database-url", database_url],
         capture_output=True,
         text=True,
         timeout=60,

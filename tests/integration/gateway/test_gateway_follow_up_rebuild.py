@@ -14,7 +14,7 @@ import pytest
 from citydata.v1 import tasks_pb2 as pb
 
 from services.gateway import store
-from services.gateway.rebuild_cli import main
+from services.gateway.cli.rebuild import main
 from tests.integration.gateway.follow_up_harness import (
     PETITIONS,
     START,

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from services.gateway.devpki import issue_agency_cert
+from services.gateway.cli.devpki import issue_agency_cert
 from tests.integration.gateway.gateway_harness import GatewayFactory, Upstream
 
 GET_BUSINESS = "/citydata.v1.RegistryService/GetBusiness"

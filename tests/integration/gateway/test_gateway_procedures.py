@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from kit.grpc_errors import violations_of
 from services.gateway import store
-from services.gateway.policy_file import load_policy
+from services.gateway.api.policy_file import load_policy
 from tests.integration.gateway.readmodel_harness import Platform, running_platform
 
 START = datetime(2025, 10, 6, 2, 0, tzinfo=UTC)

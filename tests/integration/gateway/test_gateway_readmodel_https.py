@@ -16,7 +16,7 @@ from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store
-from services.gateway.__main__ import GatewayOptions, TlsFiles, build_gateway
+from services.gateway.app import GatewayOptions, TlsFiles, build_gateway
 from tests.integration.gateway.gateway_harness import BASE_POLICY, Pki, render_toml
 from tests.support.net import free_port
 

@@ -14,7 +14,7 @@ import pytest
 from citydata.v1 import dossier_pb2, gateway_pb2
 from google.protobuf import json_format
 
-from services.gateway import kpi_cli
+from services.gateway.cli import kpi as kpi_cli
 from tests.integration.gateway.readmodel_harness import Platform, running_platform, wait_until
 from tests.integration.gateway.readmodel_scenario import START, Scenario, play
 

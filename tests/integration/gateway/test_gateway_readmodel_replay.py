@@ -11,7 +11,7 @@ import pytest
 from citydata.v1 import gateway_pb2
 
 from services.gateway import store
-from services.gateway.rebuild_cli import _rows, main
+from services.gateway.cli.rebuild import _rows, main
 from tests.integration.gateway.readmodel_harness import Platform, running_platform, wait_until
 from tests.integration.gateway.readmodel_scenario import START, Scenario, play
 

@@ -14,7 +14,7 @@ from kit.clock import ManualClock
 from kit.grpc_errors import violations_of
 from kit.runtime import start_runtime
 from kit.service_identity import CallerAssertions, service_key
-from services.gateway.devpki import issue_agency_cert, issue_server_cert, new_ca
+from services.gateway.cli.devpki import issue_agency_cert, issue_server_cert, new_ca
 from services.signing.api.servicer import TOPIC
 from services.signing.app import Signing, build_host
 from services.signing.crypto.engine import SignatureEngine

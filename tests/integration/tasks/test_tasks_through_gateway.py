@@ -19,7 +19,7 @@ from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.gateway import store as gateway_store
-from services.gateway.__main__ import GatewayOptions, build_host
+from services.gateway.app import GatewayOptions, build_host
 from tests.integration.gateway.gateway_harness import render_toml
 from tests.integration.tasks.tasks_harness import RunningTasksService
 from tests.support.net import free_port

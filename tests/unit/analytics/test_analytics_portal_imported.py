@@ -18,9 +18,9 @@ from kit.db import make_engine
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.subscribe import typed
 from services.analytics import store
-from services.analytics.consumers import PortalSyncHandler
+from services.analytics.clients.portal import SHIPPED_STATUS_MAP, load_status_table
+from services.analytics.consumers.portal_sync import PortalSyncHandler
 from services.analytics.domain.portal import SYNC_SERVICE
-from services.analytics.portal.client import SHIPPED_STATUS_MAP, load_status_table
 from tests.support.dossier_histories import History, Step, inbound
 
 D0 = datetime(2024, 11, 4, 8, 30, tzinfo=LOCAL_TIME)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from citydata.v1 import dossier_pb2
 
+from services.analytics.clients.portal import SHIPPED_STATUS_MAP, load_status_table
 from services.analytics.domain.portal import (
     PROGRESS_SERVICE,
     SYNC_SERVICE,
@@ -20,7 +21,6 @@ from services.analytics.domain.portal import (
     push_for,
     verdict,
 )
-from services.analytics.portal.client import SHIPPED_STATUS_MAP, load_status_table
 
 TABLE = load_status_table(SHIPPED_STATUS_MAP)
 AT = datetime(2022, 3, 31, 17, 30, 5, tzinfo=UTC)

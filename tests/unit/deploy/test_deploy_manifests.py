@@ -235,7 +235,7 @@ def test_no_service_holds_broad_kafka_rights(production: list[Resource], service
 
 def test_placeholder_policy_is_a_valid_policy() -> None:
     pytest.importorskip("citydata.v1.registry_pb2", reason="generated code: make proto")
-    from services.gateway.policy_file import load_policy
+    from services.gateway.api.policy_file import load_policy
 
     policy = load_policy(K8S / "base" / "files" / "policy.toml")
 

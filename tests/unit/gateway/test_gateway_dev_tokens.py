@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kit.config import REPO_ROOT
-from services.gateway.__main__ import generated_dev_tokens
+from services.gateway.app import generated_dev_tokens
 
 POLICY = REPO_ROOT / "deploy" / "gateway" / "policy.toml"
 

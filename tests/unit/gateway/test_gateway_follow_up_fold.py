@@ -21,9 +21,9 @@ from kit.db import make_engine, utc
 from kit.events import InboundEvent
 from services.gateway import store
 from services.gateway.api.follow_up_reads import directive_totals, percent
+from services.gateway.cli.rebuild import _rows
 from services.gateway.readmodel.follow_up_queries import FollowUpQueries
 from services.gateway.readmodel.projection import Projection
-from services.gateway.rebuild_cli import _rows
 from tests.support.dossier_histories import inbound
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)

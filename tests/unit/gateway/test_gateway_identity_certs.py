@@ -7,7 +7,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from kit.errors import Unauthenticated
 from services.gateway.api.identity import agency_from_certificate
-from services.gateway.devpki import issue_agency_cert, new_ca
+from services.gateway.cli.devpki import issue_agency_cert, new_ca
 
 CA = new_ca()
 

@@ -9,8 +9,8 @@ import pytest
 
 from kit.agencies import directory
 from kit.errors import PermissionDenied
+from services.gateway.api.policy_file import load_policy
 from services.gateway.domain.policy import PolicyError, parse_policy
-from services.gateway.policy_file import load_policy
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -19,8 +19,8 @@ from kit.db import make_engine
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.events import InboundEvent
 from services.gateway import store
+from services.gateway.cli.rebuild import _rows
 from services.gateway.readmodel.projection import Projection, imported_steps
-from services.gateway.rebuild_cli import _rows
 from tests.support.dossier_histories import History, Step, inbound
 
 D0 = datetime(2025, 3, 3, 9, 0, tzinfo=LOCAL_TIME)  # a Monday

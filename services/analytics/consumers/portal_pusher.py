@@ -19,9 +19,9 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from kit.clock import Clock, SystemClock
-from services.analytics import store
+from services.analytics.clients.portal import PortalAnswer
 from services.analytics.domain.portal import Verdict, backoff_seconds, verdict
-from services.analytics.portal.client import PortalAnswer
+from services.analytics.store import portal_repository
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,20 @@ class PortalPusher:
     def push_once(self) -> int:
         """One round: pushes in order until the queue is empty or the portal says try again."""
         with self._sessions() as session:
-            batch = store.pending(session, self._batch_size)
+            batch = portal_repository.pending(session, self._batch_size)
         done = 0
         for push in batch:
             answer = self._post(push.service, push.body)
             outcome = verdict(answer.http_status, answer.body)
             with self._sessions() as session, session.begin():
                 if outcome is Verdict.ACCEPTED:
-                    store.mark_sent(session, push, self._clock.now(), answer.text)
+                    portal_repository.mark_sent(session, push, self._clock.now(), answer.text)
                 elif outcome is Verdict.REFUSED:
-                    store.mark_refused(session, push, self._clock.now(), f"HTTP {answer.http_status}: {answer.text}")
+                    portal_repository.mark_refused(
+                        session, push, self._clock.now(), f"HTTP {answer.http_status}: {answer.text}"
+                    )
                 else:
-                    store.count_attempt(session, push, f"HTTP {answer.http_status}: {answer.text}")
+                    portal_repository.count_attempt(session, push, f"HTTP {answer.http_status}: {answer.text}")
             if outcome is Verdict.RETRY:
                 self.failures += 1
                 log.warning(

@@ -1,8 +1,8 @@
 """National Public Service Portal sync.
 
-    python -m services.analytics.portal run         # consume citydata.dossier.v1 and push to the portal
-    python -m services.analytics.portal reconcile [--limit 50] [--strict]
-    python -m services.analytics.portal requeue [--dossier ID ...]
+    python -m services.analytics.cli.portal run         # the sync itself, as `python -m services.analytics`
+    python -m services.analytics.cli.portal reconcile [--limit 50] [--strict]
+    python -m services.analytics.cli.portal requeue [--dossier ID ...]
 
 Settings: ANALYTICS_DATABASE_URL (or DATABASE_URL; default sqlite var/analytics.db),
 KAFKA_BOOTSTRAP_SERVERS, PORTAL_URL, PORTAL_TOKEN, PORTAL_TIMEOUT_SECONDS, PORTAL_STATUS_MAP.
@@ -11,68 +11,21 @@ KAFKA_BOOTSTRAP_SERVERS, PORTAL_URL, PORTAL_TOKEN, PORTAL_TIMEOUT_SECONDS, PORTA
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from kit.config import load_settings
-from kit.db import make_engine
-from kit.logs import setup_logging
-from kit.migrations import upgrade_to_head
-from kit.subscribe import Subscription
-from services.analytics import store
-from services.analytics.consumers import DOSSIER_TOPIC, PORTAL_SYNC_CONSUMER, PortalSyncHandler
+from services.analytics.app import analytics_engine, run
 from services.analytics.domain.portal import PORTAL_STATUS_NAMES
-from services.analytics.portal.client import PortalClient, PortalConfig, load_status_table
-from services.analytics.portal.pusher import PortalPusher
-
-SERVICE = "analytics"
-
-
-def analytics_engine() -> Engine:
-    engine = make_engine(load_settings(SERVICE).database_url)
-    upgrade_to_head(engine, SERVICE, store.metadata)
-    return engine
-
-
-def portal_subscription(engine: Engine, config: PortalConfig, bootstrap_servers: str) -> Subscription:
-    handler = PortalSyncHandler(load_status_table(config.status_map))
-    return Subscription(
-        PORTAL_SYNC_CONSUMER, [DOSSIER_TOPIC], engine, handler, bootstrap_servers=bootstrap_servers, tables=store.tables
-    )
-
-
-def run() -> int:
-    setup_logging(SERVICE)
-    config = PortalConfig.from_env()
-    engine = analytics_engine()
-    subscription = portal_subscription(engine, config, load_settings(SERVICE).kafka_bootstrap_servers)
-    pusher = PortalPusher(sessionmaker(engine), PortalClient(config).post)
-    stop = threading.Event()
-
-    def on_signal(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"portal sync: {DOSSIER_TOPIC} → {config.safe_url}", file=sys.stderr)
-    worker = threading.Thread(target=pusher.run, args=(stop,), name="portal-pusher")
-    worker.start()
-    subscription.run(stop)
-    worker.join()
-    return 0
+from services.analytics.store import portal_repository
 
 
 def reconcile(limit: int, strict: bool) -> int:
     """What the portal was told vs what Kafka said, per dossier."""
     engine = analytics_engine()
     with sessionmaker(engine)() as session:
-        totals = store.sync_totals(session)
-        behind = store.out_of_sync(session, limit)
+        totals = portal_repository.sync_totals(session)
+        behind = portal_repository.out_of_sync(session, limit)
     print("portal reconciliation")
     for name, value in totals.items():
         print(f"  {name:<16}{value:>12,}")
@@ -93,13 +46,13 @@ def reconcile(limit: int, strict: bool) -> int:
 def requeue(dossier_ids: list[str]) -> int:
     engine = analytics_engine()
     with sessionmaker(engine)() as session, session.begin():
-        count = store.requeue_refused(session, dossier_ids or None)
+        count = portal_repository.requeue_refused(session, dossier_ids or None)
     print(f"{count} refused push(es) queued again")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.analytics.portal", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m services.analytics.cli.portal", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="consume dossier events and push them to the portal")
     rec = sub.add_parser("reconcile", help="report what is in sync with the portal and what is not")

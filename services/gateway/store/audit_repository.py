@@ -1,4 +1,4 @@
-"""The gateway's own database: the hash-chained audit log and its subject index (SQLAlchemy Core).
+"""The hash-chained audit log and its subject index: writing, verifying and the data tracker's queries.
 
 `audit_log` is append-only: rows are written once, in batches, under the chain head's row lock,
 which hands out gap-free sequence numbers (an identity column would leave gaps on rollback, and
@@ -13,68 +13,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    ForeignKey,
-    Index,
-    MetaData,
-    SmallInteger,
-    String,
-    Table,
-    and_,
-    insert,
-    or_,
-    select,
-    text,
-    union,
-    update,
-)
+from sqlalchemy import and_, insert, or_, select, text, union, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import Subquery
 
-from kit.db import UtcDateTime, on_postgres, platform_tables, utc
+from kit.db import on_postgres, utc
 from services.gateway.domain.audit import AuditEntry, ChainedEntry, ChainHead, Subject, chain
-from services.gateway.readmodel.tables import define_readmodel_tables
-
-metadata = MetaData()
-tables = platform_tables(metadata)
+from services.gateway.store.tables import audit_chain_head, audit_log, audit_subjects, readmodel
 
 HEAD_ID = 1
 VERIFY_BATCH = 2000
-
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
-    Column("recorded_at", UtcDateTime(), nullable=False),
-    Column("agency", String(64), nullable=False),
-    Column("method", String(256), nullable=False),
-    Column("purpose", String(64), nullable=False),
-    Column("outcome", String(32), nullable=False),
-    Column("trace_id", String(32), nullable=False),
-    Column("previous_hash", String(64), nullable=False),
-    Column("row_hash", String(64), nullable=False),
-)
-
-audit_subjects = Table(
-    "audit_subjects",
-    metadata,
-    Column("sequence", BigInteger, ForeignKey("audit_log.sequence"), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("value", String(128), primary_key=True),
-)
-# The data tracker's query: one subject's rows, newest first.
-Index("ix_audit_subjects_subject", audit_subjects.c.kind, audit_subjects.c.value, audit_subjects.c.sequence)
-
-audit_chain_head = Table(
-    "audit_chain_head",
-    metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False),
-    Column("last_sequence", BigInteger, nullable=False),
-    Column("last_hash", String(64), nullable=False),
-)
 
 
 def append(session: Session, entry: AuditEntry) -> ChainedEntry:
@@ -327,7 +276,3 @@ def _entry(row: RowMapping, subjects: frozenset[Subject]) -> AuditEntry:
         trace_id=row["trace_id"],
         subjects=subjects,
     )
-
-
-# The read model's tables live in the same database and migrations (see services.gateway.readmodel).
-readmodel = define_readmodel_tables(metadata)

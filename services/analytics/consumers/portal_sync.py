@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from kit.clock import Clock, SystemClock
 from kit.subscribe import TypedEvent
-from services.analytics import store
 from services.analytics.domain.portal import DossierFacts, State, StatusTable, push_for
+from services.analytics.store import portal_repository
 
 PORTAL_SYNC_CONSUMER = "analytics-portal-sync"
 DOSSIER_TOPIC = "citydata.dossier.v1"
@@ -42,13 +42,15 @@ class PortalSyncHandler:
         header = getattr(event.payload, "header", None)
         if not isinstance(header, pb.DossierEventHeader) or not header.dossier_id:
             return  # not a dossier event: nothing the portal needs
-        known = store.sync_row(session, header.dossier_id)
+        known = portal_repository.sync_row(session, header.dossier_id)
         facts = _facts(event, header, known)
         push = push_for(facts, self._table, known.last_seen_status if known else None)
         if push is None:
             return
-        store.save_seen(session, _seen_values(facts, push.status, event.id, self._clock), exists=known is not None)
-        store.enqueue(
+        portal_repository.save_seen(
+            session, _seen_values(facts, push.status, event.id, self._clock), exists=known is not None
+        )
+        portal_repository.enqueue(
             session,
             {
                 "dossier_id": facts.dossier_id,
@@ -61,7 +63,7 @@ class PortalSyncHandler:
         )
 
 
-def _facts(event: TypedEvent, header: pb.DossierEventHeader, known: store.SyncRow | None) -> DossierFacts:
+def _facts(event: TypedEvent, header: pb.DossierEventHeader, known: portal_repository.SyncRow | None) -> DossierFacts:
     payload = event.payload
     occurred_at = header.occurred_at.ToDatetime(tzinfo=UTC) if header.HasField("occurred_at") else event.time
     channel = _enum_suffix(pb.DossierChannel, getattr(payload, "channel", 0), "DOSSIER_CHANNEL_")

@@ -1,8 +1,8 @@
-"""Rebuild the gateway's read model from the events: `python -m services.gateway.rebuild_cli`.
+"""Rebuild the gateway's read model from the events: `python -m services.gateway.cli.rebuild`.
 
-    python -m services.gateway.rebuild_cli                 # in place: empty the tables, replay, move the group
-    python -m services.gateway.rebuild_cli --compare       # replay into a scratch database, compare with live
-    python -m services.gateway.rebuild_cli --since 2025-01-01T00:00:00+07:00   # start from a point in time
+    python -m services.gateway.cli.rebuild                 # in place: empty the tables, replay, move the group
+    python -m services.gateway.cli.rebuild --compare       # replay into a scratch database, compare with live
+    python -m services.gateway.cli.rebuild --since 2025-01-01T00:00:00+07:00   # start from a point in time
 
 In place: the gateway's read-model consumer must be stopped (Kafka refuses to move a group whose
 members are consuming; the command says so and exits 2). The derived tables and the group's
@@ -41,7 +41,7 @@ from kit.config import load_settings
 from kit.db import make_engine, utc
 from kit.migrations import upgrade_to_head
 from services.gateway import store
-from services.gateway.consumers import readmodel_group
+from services.gateway.readmodel.model import readmodel_group
 from services.gateway.readmodel.offsets import (
     ReplayCounts,
     commit_group_offsets,

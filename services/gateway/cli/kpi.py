@@ -1,6 +1,6 @@
-"""Export the dossier KPIs of the read model: `python -m services.gateway.kpi_cli export`.
+"""Export the dossier KPIs of the read model: `python -m services.gateway.cli.kpi export`.
 
-    python -m services.gateway.kpi_cli export --format csv --group-by agency,period --period quarter \
+    python -m services.gateway.cli.kpi export --format csv --group-by agency,period --period quarter \
         --from 2025-01-01 --to 2025-03-31 [--agency SXD] [--procedure 1.000123] [--level district] [--out q1.csv]
 
 Reads the gateway database directly (GATEWAY_DATABASE_URL / DATABASE_URL or --database-url);
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         response = kpi_response(args.database_url, query_from(args))
     except Exception as exc:  # InvalidArgument and friends: a message, not a stack trace
-        print(f"kpi_cli: {exc}", file=sys.stderr)
+        print(f"cli.kpi: {exc}", file=sys.stderr)
         return 2
     text = as_csv(response) if args.format == "csv" else json_format.MessageToJson(response) + "\n"
     if args.out:

@@ -1,6 +1,6 @@
 """Checks the gateway's audit log hash chain.
 
-    python -m services.gateway.audit_cli verify [--database-url URL]
+    python -m services.gateway.cli.audit verify [--database-url URL]
 
 Prints the result; exit status 0 when intact, 1 when a row was altered or is missing.
 """

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from kit.config import ConfigError
 from services.analytics.domain.portal import StatusTable
 
-SHIPPED_STATUS_MAP = Path(__file__).resolve().parent / "status_map.toml"
+SHIPPED_STATUS_MAP = Path(__file__).resolve().parents[1] / "data" / "status_map.toml"
 
 
 @dataclass(frozen=True)

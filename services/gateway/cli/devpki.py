@@ -1,7 +1,7 @@
 """A throwaway certificate authority for development and tests (the city PKI stands in for it in
 production): a CA, a gateway server certificate and agency client certificates (OU = agency code).
 
-    python -m services.gateway.devpki DIR AGENCY [AGENCY ...]
+    python -m services.gateway.cli.devpki DIR AGENCY [AGENCY ...]
 
 writes DIR/ca.pem, DIR/gateway.pem + gateway.key and DIR/<agency>.pem + .key; then run the gateway
 with GATEWAY_TLS_CERT=DIR/gateway.pem GATEWAY_TLS_KEY=DIR/gateway.key GATEWAY_CLIENT_CA=DIR/ca.pem.

@@ -1,1 +1,0 @@
-"""National Public Service Portal sync: `python -m services.analytics.portal run|reconcile|requeue`."""
