@@ -27,8 +27,8 @@ from services.dossier.domain.apology import LetterPolicy, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.domain.lifecycle import Lifecycle
 from services.dossier.messages import TOPIC
-from services.dossier.registry_client import RegistryApplicantDirectory
-from services.dossier.signing_client import DEFAULT_ADDRESS, SigningClient
+from services.dossier.clients.registry import RegistryApplicantDirectory
+from services.dossier.clients.signing import DEFAULT_ADDRESS, SigningClient
 from services.dossier.watcher import DeadlineWatcher
 
 log = logging.getLogger(__name__)

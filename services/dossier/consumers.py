@@ -49,7 +49,7 @@ from services.dossier.domain.apology import (
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
 from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
-from services.dossier.signing_client import SigningClient
+from services.dossier.clients.signing import SigningClient
 
 log = logging.getLogger(__name__)
 

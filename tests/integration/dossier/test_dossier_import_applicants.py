@@ -28,7 +28,7 @@ from services.dossier import store
 from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Lifecycle
 from services.dossier.importer import DossierImporter
-from services.dossier.registry_client import RegistryApplicantDirectory
+from services.dossier.clients.registry import RegistryApplicantDirectory
 from services.registry import store as registry_store
 from services.registry.__main__ import build_host
 from services.registry.api import TOPIC as REGISTRY_TOPIC
