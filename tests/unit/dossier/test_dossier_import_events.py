@@ -19,7 +19,7 @@ from services.dossier.domain.lifecycle import (
     Resubmit,
     State,
 )
-from services.dossier.messages import from_timestamp, imported_events
+from services.dossier.store.events import from_timestamp, imported_events
 from tests.unit.dossier.test_dossier_deadlines import LIFECYCLE, THREE_DAYS, closing, local
 
 

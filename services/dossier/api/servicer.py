@@ -23,7 +23,17 @@ from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
 from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
-from services.dossier import store
+from services.dossier.api.importer import DossierImporter
+from services.dossier.api.mapping import (
+    apology_letter_pb,
+    applicant_kind_of,
+    channel_of,
+    dossier_pb,
+    procedure_pb,
+    state_of,
+    time_unit_pb,
+    transition_pb,
+)
 from services.dossier.domain import procedure_search
 from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
@@ -45,23 +55,11 @@ from services.dossier.domain.lifecycle import (
     with_number,
 )
 from services.dossier.domain.procedures import AuthorityLevel, Procedure
-from services.dossier.importer import DossierImporter
-from services.dossier.messages import (
-    AGGREGATE,
-    TOPIC,
-    apology_letter_pb,
-    applicant_kind_of,
-    channel_of,
-    dossier_pb,
-    from_timestamp,
-    procedure_pb,
-    state_of,
-    state_pb,
-    time_unit_pb,
-    timestamp,
-    transition_pb,
-)
-from services.dossier.persistence import save_changed, save_new
+from services.dossier.store import dossiers as dossier_store
+from services.dossier.store import letters as letter_store
+from services.dossier.store import procedures as procedure_store
+from services.dossier.store.events import AGGREGATE, TOPIC, from_timestamp, state_pb, timestamp
+from services.dossier.store.outcomes import save_changed, save_new
 
 R = TypeVar("R", bound=Message)
 SERVICE_NAME = "citydata.v1.DossierService"
@@ -116,7 +114,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         assert kind is not None and channel is not None
 
         def action(uow: UnitOfWork) -> pb.SubmitDossierResponse:
-            procedure = store.get_procedure(uow.session, request.procedure_code)
+            procedure = procedure_store.get_procedure(uow.session, request.procedure_code)
             if procedure is None:
                 raise InvalidArgument([FieldViolation("procedure_code", "no procedure with this code")])
             if not self._applicants.exists(kind, request.applicant_registry_id):
@@ -127,7 +125,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
             new = NewDossier(str(uuid4()), "", request.applicant_registry_id, kind, channel)
             submitted = self._lifecycle.submit(new, procedure, now)
             key = (procedure.agency_code, now.astimezone(LOCAL_TIME).date())
-            sequence = store.reserve_numbers(uow.session, {key: 1})[key]
+            sequence = dossier_store.reserve_numbers(uow.session, {key: 1})[key]
             outcome = with_number(submitted, dossier_number(procedure.agency_code, now, sequence))
             save_new(uow, [outcome])
             return pb.SubmitDossierResponse(dossier=dossier_pb(outcome.dossier))
@@ -190,11 +188,11 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         def action(uow: UnitOfWork) -> pb.RecordDelayReasonResponse:
             # The letter's lock: either the letter (issued after this commits) prints this
             # reason, or it was issued first and this call is refused.
-            store.lock_letter(uow.session, request.dossier_id)
+            letter_store.lock_letter(uow.session, request.dossier_id)
             dossier = _dossier(uow.session, request.dossier_id)
             _ensure_reason_still_matters(uow.session, dossier)
             now = self._clock.now()
-            store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
+            letter_store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
             uow.publish(_delay_reason_event(dossier, reason, now))
             return pb.RecordDelayReasonResponse(
                 dossier_id=dossier.dossier_id, reason=reason, recorded_at=timestamp(now)
@@ -217,13 +215,13 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
-            entries = store.timeline(uow.session, dossier.dossier_id)
+            entries = dossier_store.timeline(uow.session, dossier.dossier_id)
         return pb.GetDossierResponse(dossier=dossier_pb(dossier), timeline=[transition_pb(t) for t in entries])
 
     def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> pb.ListDossiersResponse:  # noqa: N802
         where, after, size = _list_query(request)
         with self._new_uow() as uow:
-            page = store.list_dossiers(uow.session, where, after, size + 1)
+            page = dossier_store.list_dossiers(uow.session, where, after, size + 1)
         response = pb.ListDossiersResponse(dossiers=[dossier_pb(d) for d in page[:size]])
         if len(page) > size:
             response.next_page_token = _page_token(page[size - 1], where)
@@ -260,7 +258,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
-            letter = store.get_letter(uow.session, dossier.dossier_id)
+            letter = letter_store.get_letter(uow.session, dossier.dossier_id)
         if letter is None:
             raise NotFound("apology letter", request.dossier_id)
         return pb.GetApologyLetterResponse(letter=apology_letter_pb(letter, dossier.number))
@@ -270,7 +268,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
     ) -> pb.GetApologyCoverageResponse:
         where = _coverage_filter(request)
         with self._new_uow() as uow:
-            coverage = store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
+            coverage = letter_store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
         return pb.GetApologyCoverageResponse(
             overdue_dossiers=coverage.overdue,
             letters_issued=coverage.issued,
@@ -294,8 +292,8 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         after = _procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
-            page = store.list_procedures(uow.session, where, after, size + 1)
-            total = store.count_matching_procedures(uow.session, where)
+            page = procedure_store.list_procedures(uow.session, where, after, size + 1)
+            total = procedure_store.count_matching_procedures(uow.session, where)
         response = pb.ListProceduresResponse(procedures=[procedure_pb(p) for p in page[:size]], total_size=total)
         if len(page) > size:
             response.next_page_token = _encode_token({"c": page[size - 1].code, "f": fingerprint})
@@ -312,9 +310,9 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         after = _procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
-            candidates = store.procedure_names(uow.session, where)
+            candidates = procedure_store.procedure_names(uow.session, where)
             ranked = _ranked(terms, candidates, after)
-            found = store.get_procedures(uow.session, [code for code, _score in ranked[:size]])
+            found = procedure_store.get_procedures(uow.session, [code for code, _score in ranked[:size]])
         response = pb.SearchProceduresResponse(
             results=[
                 pb.ProcedureSearchResult(procedure=procedure_pb(found[code]), score=score)
@@ -346,7 +344,7 @@ def _require_id(bad: ViolationCollector, name: str, value: str) -> None:
 
 
 def _dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dossier:
-    dossier = store.get_dossier(session, dossier_id, for_update=for_update)
+    dossier = dossier_store.get_dossier(session, dossier_id, for_update=for_update)
     if dossier is None:
         raise NotFound("dossier", dossier_id)
     return dossier
@@ -363,7 +361,7 @@ def _check_delay_reason(bad: ViolationCollector, reason: str) -> None:
 
 def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
     """A reason is for a letter still to be written, about a dossier that is or can be late."""
-    if store.letter_exists(session, dossier.dossier_id):
+    if letter_store.letter_exists(session, dossier.dossier_id):
         raise FailedPrecondition(
             f"the apology letter of dossier {dossier.number} is already issued and signed with its reason",
             reason="APOLOGY_ALREADY_ISSUED",
@@ -396,7 +394,7 @@ def _delay_reason_event(dossier: Dossier, reason: str, at: datetime) -> Outbound
 
 
 def _procedure(session: Session, code: str) -> Procedure:
-    procedure = store.get_procedure(session, code)
+    procedure = procedure_store.get_procedure(session, code)
     if procedure is None:
         raise NotFound("procedure", code)
     return procedure
@@ -410,7 +408,9 @@ def _date(bad: ViolationCollector, name: str, text: str) -> date | None:
         return None
 
 
-def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, tuple[datetime, str] | None, int]:
+def _list_query(
+    request: pb.ListDossiersRequest,
+) -> tuple[dossier_store.DossierFilter, tuple[datetime, str] | None, int]:
     bad = ViolationCollector()
     if request.page_size < 0:
         bad.add("page_size", "must not be negative")
@@ -421,7 +421,7 @@ def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, t
             bad.add(f"states[{index}]", "not a dossier state")
         else:
             states.append(state)
-    where = store.DossierFilter(
+    where = dossier_store.DossierFilter(
         agency_code=request.agency_code,
         states=tuple(states),
         overdue=request.overdue if request.HasField("overdue") else None,
@@ -434,7 +434,7 @@ def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, t
     return where, after, size
 
 
-def _coverage_filter(request: pb.GetApologyCoverageRequest) -> store.CoverageFilter:
+def _coverage_filter(request: pb.GetApologyCoverageRequest) -> letter_store.CoverageFilter:
     bad = ViolationCollector()
     if len(request.agency_code) > MAX_ID_LENGTH:
         bad.add("agency_code", f"at most {MAX_ID_LENGTH} characters")
@@ -443,19 +443,21 @@ def _coverage_filter(request: pb.GetApologyCoverageRequest) -> store.CoverageFil
     if received_from and received_to and received_to <= received_from:
         bad.add("received_to", "must be after received_from")
     bad.raise_if_any()
-    return store.CoverageFilter(request.agency_code, received_from, received_to)
+    return letter_store.CoverageFilter(request.agency_code, received_from, received_to)
 
 
-def _filter_fingerprint(where: store.DossierFilter) -> str:
+def _filter_fingerprint(where: dossier_store.DossierFilter) -> str:
     return hashlib.sha256(repr(where).encode()).hexdigest()[:16]
 
 
-def _page_token(last: Dossier, where: store.DossierFilter) -> str:
+def _page_token(last: Dossier, where: dossier_store.DossierFilter) -> str:
     body = {"r": last.received_at.isoformat(), "i": last.dossier_id, "f": _filter_fingerprint(where)}
     return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
 
 
-def _parse_page_token(bad: ViolationCollector, token: str, where: store.DossierFilter) -> tuple[datetime, str] | None:
+def _parse_page_token(
+    bad: ViolationCollector, token: str, where: dossier_store.DossierFilter
+) -> tuple[datetime, str] | None:
     try:
         body = json.loads(base64.urlsafe_b64decode(token.encode()))
         after = (datetime.fromisoformat(body["r"]), str(body["i"]))
@@ -474,7 +476,7 @@ def _parse_page_token(bad: ViolationCollector, token: str, where: store.DossierF
 
 def _procedure_filter(
     bad: ViolationCollector, message: pb.ProcedureFilter, today: date
-) -> tuple[store.ProcedureFilter, str]:
+) -> tuple[procedure_store.ProcedureFilter, str]:
     """The store's filter, and a fingerprint of the request's filter for page tokens (without
     today's date, so a page token stays valid across midnight)."""
     if len(message.agency_code) > MAX_ID_LENGTH:
@@ -488,7 +490,7 @@ def _procedure_filter(
         bad.add("filter.min_online_level", "must be 2, 3 or 4 (0 for any)")
     if not 0 <= message.max_processing_days <= MAX_PROCESSING_DAYS:
         bad.add("filter.max_processing_days", f"must be between 0 (no limit) and {MAX_PROCESSING_DAYS}")
-    where = store.ProcedureFilter(
+    where = procedure_store.ProcedureFilter(
         agency_code=message.agency_code,
         authority_level=level,
         min_online_level=message.min_online_level,
