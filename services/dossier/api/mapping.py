@@ -6,13 +6,7 @@ from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
 
-from services.dossier.domain.lifecycle import (
-    ApplicantKind,
-    Channel,
-    Dossier,
-    State,
-    Transition,
-)
+from services.dossier.domain.lifecycle import ApplicantKind, Channel, Dossier, State, Transition
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 from services.dossier.store.events import (
     CHANNEL_NUMBERS,

@@ -7,27 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    Row,
-    and_,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from kit.db import copy_rows, dialect_insert, on_postgres, utc
-from services.dossier.domain.lifecycle import (
-    Action,
-    ApplicantKind,
-    Channel,
-    Dossier,
-    State,
-    Transition,
-)
+from services.dossier.domain.lifecycle import Action, ApplicantKind, Channel, Dossier, State, Transition
 from services.dossier.store.tables import WATCHED, dossiers, number_sequences, transitions
 
 # From this many rows on, PostgreSQL gets them by COPY rather than a multi-row INSERT (bulk imports).

@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from kit.db import dialect_insert, on_postgres, utc
-from services.dossier.domain.lifecycle import (
-    FINAL_STATES,
-    State,
-)
+from services.dossier.domain.lifecycle import FINAL_STATES, State
 from services.dossier.store.tables import (
     EVER_OVERDUE,
     apology_delay_reasons,

@@ -7,14 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    case,
-    func,
-    or_,
-    select,
-)
+from sqlalchemy import ColumnElement, Row, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from kit.db import dialect_insert

@@ -18,9 +18,7 @@ from sqlalchemy import (
 )
 
 from kit.db import BigId, UtcDateTime, platform_tables
-from services.dossier.domain.lifecycle import (
-    CLOCK_RUNNING,
-)
+from services.dossier.domain.lifecycle import CLOCK_RUNNING
 
 metadata = MetaData()
 tables = platform_tables(metadata)
