@@ -65,8 +65,8 @@ dossiers = Table(
     Column("imported", Boolean, nullable=False, default=False),
     Column("import_key", String(128), nullable=True, unique=True),
 )
-WATCHED_STATES = sorted(state.value for state in CLOCK_RUNNING)
-WATCHED = and_(dossiers.c.overdue_at.is_(None), dossiers.c.state.in_(WATCHED_STATES))
+_WATCHED_STATES = sorted(state.value for state in CLOCK_RUNNING)
+WATCHED = and_(dossiers.c.overdue_at.is_(None), dossiers.c.state.in_(_WATCHED_STATES))
 # The deadline watcher's index: only dossiers whose clock runs and whose deadline is not yet
 # settled, so each tick costs what falls due, not what is open.
 Index("ix_dossiers_watch_due", dossiers.c.due_at, postgresql_where=WATCHED, sqlite_where=WATCHED)
