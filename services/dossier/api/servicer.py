@@ -21,7 +21,6 @@ from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
-from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
 from services.dossier.api.importer import DossierImporter
 from services.dossier.api.mapping import (
@@ -58,7 +57,7 @@ from services.dossier.domain.procedures import AuthorityLevel, Procedure
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store import letters as letter_store
 from services.dossier.store import procedures as procedure_store
-from services.dossier.store.events import AGGREGATE, TOPIC, from_timestamp, state_pb, timestamp
+from services.dossier.store.events import delay_reason_recorded, from_timestamp, timestamp
 from services.dossier.store.outcomes import save_changed, save_new
 
 R = TypeVar("R", bound=Message)
@@ -69,7 +68,6 @@ MAX_ID_LENGTH = 64
 MAX_SPAN_DAYS = 366 * 20
 MAX_MISSING_LISTED = 100
 MAX_DELAY_REASON_LENGTH = 1000  # keeps Form 04 on one page
-DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
 DEFAULT_SEARCH_PAGE_SIZE = 20
 MAX_SEARCH_PAGE_SIZE = 100
 MAX_QUERY_LENGTH = 200
@@ -193,7 +191,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
             _ensure_reason_still_matters(uow.session, dossier)
             now = self._clock.now()
             letter_store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
-            uow.publish(_delay_reason_event(dossier, reason, now))
+            uow.publish(delay_reason_recorded(dossier, reason, now))
             return pb.RecordDelayReasonResponse(
                 dossier_id=dossier.dossier_id, reason=reason, recorded_at=timestamp(now)
             )
@@ -374,23 +372,6 @@ def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
             f"dossier {dossier.number} ({dossier.state.value}) missed no deadline and has none running",
             reason="NO_DEADLINE",
         )
-
-
-def _delay_reason_event(dossier: Dossier, reason: str, at: datetime) -> OutboundEvent:
-    header = pb.DossierEventHeader(
-        dossier_id=dossier.dossier_id,
-        number=dossier.number,
-        procedure_code=dossier.procedure_code,
-        agency_code=dossier.agency_code,
-        state=state_pb(dossier.state),  # type: ignore[arg-type]
-        occurred_at=timestamp(at),
-        received_at=timestamp(dossier.received_at),
-        due_at=timestamp(dossier.due_at),
-        applicant_registry_id=dossier.applicant_registry_id,
-        imported=dossier.imported,
-    )
-    payload = pb.DossierDelayReasonRecorded(header=header, reason=reason)
-    return OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, DELAY_REASON_RECORDED, payload, time=at)
 
 
 def _procedure(session: Session, code: str) -> Procedure:

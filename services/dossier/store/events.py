@@ -234,3 +234,12 @@ def apology_issued(letter: StoredLetter, required: pb.DossierApologyRequired) ->
         letter_number=letter.letter_number or "",
     )
     return OutboundEvent(TOPIC, AGGREGATE, letter.dossier_id, APOLOGY_ISSUED, payload, time=letter.issued_at)
+
+
+DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
+
+
+def delay_reason_recorded(dossier: Dossier, reason: str, at: datetime) -> OutboundEvent:
+    """dossier.delay_reason_recorded (RecordDelayReason), timed when the reason was recorded."""
+    payload = pb.DossierDelayReasonRecorded(header=_dossier_header(dossier, at), reason=reason)
+    return OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, DELAY_REASON_RECORDED, payload, time=at)
