@@ -25,6 +25,7 @@ from kit.db import UnitOfWork
 from kit.deadlines.calendar import local_date
 from kit.errors import DomainError, Unavailable
 from kit.events import uuid4_text
+from kit.proto_time import to_datetime
 from services.dossier.api.mapping import applicant_kind_of, channel_of, state_of
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.importing import ImportedStep, ImportRowError, RawStep, replay, replay_fast
@@ -49,7 +50,6 @@ from services.dossier.domain.lifecycle import (
 from services.dossier.domain.procedures import Procedure
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store import procedures as procedure_store
-from services.dossier.store.events import from_timestamp
 from services.dossier.store.outcomes import save_imported
 
 MAX_LISTED_FAILURES = 10_000
@@ -209,7 +209,7 @@ class DossierImporter:
         channel = channel_of(message.channel)
         assert channel is not None  # _check refused the row otherwise
         new = NewDossier(uuid4_text(), "", message.applicant_registry_id, kind, channel, imported=True)
-        received_at = from_timestamp(message.received_at)
+        received_at = to_datetime(message.received_at)
         expected: State | None = state_of(message.state)
         raw = _raw_steps(message.steps)
         if raw is not None:
@@ -251,9 +251,7 @@ def _raw_steps(steps: Iterable[pb.ImportedDossierStep]) -> list[RawStep] | None:
         action = _ACTIONS.get(step.action)
         if action is None or not step.HasField("occurred_at"):
             return None
-        raw.append(
-            RawStep(action, from_timestamp(step.occurred_at), step.note, step.payment_reference, step.amount_vnd)
-        )
+        raw.append(RawStep(action, to_datetime(step.occurred_at), step.note, step.payment_reference, step.amount_vnd))
     return raw
 
 
@@ -263,7 +261,7 @@ def _step(index: int, step: pb.ImportedDossierStep) -> ImportedStep:
         raise ImportRowError(f"steps[{index}].action: unknown action {step.action!r}; one of {sorted(_COMMANDS)}")
     if not step.HasField("occurred_at"):
         raise ImportRowError(f"steps[{index}].occurred_at: required")
-    return ImportedStep(make(step), from_timestamp(step.occurred_at))
+    return ImportedStep(make(step), to_datetime(step.occurred_at))
 
 
 def _fail(response: pb.ImportDossiersResponse, row: _Row, message: str) -> None:

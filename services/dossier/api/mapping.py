@@ -6,6 +6,7 @@ from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
 
+from kit.proto_time import optional_timestamp, timestamp
 from services.dossier.domain.lifecycle import ApplicantKind, Channel, Dossier, State, Transition
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 from services.dossier.store.events import (
@@ -15,7 +16,6 @@ from services.dossier.store.events import (
     applicant_kind_pb,
     channel_pb,
     state_pb,
-    timestamp,
 )
 from services.dossier.store.letters import StoredLetter
 
@@ -62,9 +62,9 @@ def dossier_pb(dossier: Dossier) -> pb.Dossier:
         channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
         state=state_pb(dossier.state),  # type: ignore[arg-type]
         received_at=timestamp(dossier.received_at),
-        clock_started_at=timestamp(dossier.clock_started_at),
-        due_at=timestamp(dossier.due_at),
-        resolved_at=timestamp(dossier.resolved_at),
+        clock_started_at=optional_timestamp(dossier.clock_started_at),
+        due_at=optional_timestamp(dossier.due_at),
+        resolved_at=optional_timestamp(dossier.resolved_at),
         on_time=bool(dossier.on_time),
         working_days_used=dossier.working_days_used or 0,
         missed_deadlines=dossier.missed_deadlines,

@@ -22,6 +22,7 @@ from kit.db import UnitOfWork
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
 from kit.idempotency import run_idempotent
+from kit.proto_time import timestamp, to_datetime
 from services.dossier.api.importer import DossierImporter
 from services.dossier.api.mapping import (
     apology_letter_pb,
@@ -57,7 +58,7 @@ from services.dossier.domain.procedures import AuthorityLevel, Procedure
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store import letters as letter_store
 from services.dossier.store import procedures as procedure_store
-from services.dossier.store.events import delay_reason_recorded, from_timestamp, timestamp
+from services.dossier.store.events import delay_reason_recorded
 from services.dossier.store.outcomes import save_changed, save_new
 
 R = TypeVar("R", bound=Message)
@@ -233,7 +234,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         bad.raise_if_any()
         with self._new_uow() as uow:
             procedure = _procedure(uow.session, request.procedure_code)
-        due = procedure.due_at(self._lifecycle.calendar, from_timestamp(request.received_at))
+        due = procedure.due_at(self._lifecycle.calendar, to_datetime(request.received_at))
         return pb.GetDueDateResponse(
             due_at=timestamp(due),
             processing_time=procedure.processing_time,
@@ -406,8 +407,8 @@ def _list_query(
         agency_code=request.agency_code,
         states=tuple(states),
         overdue=request.overdue if request.HasField("overdue") else None,
-        received_from=from_timestamp(request.received_from) if request.HasField("received_from") else None,
-        received_to=from_timestamp(request.received_to) if request.HasField("received_to") else None,
+        received_from=to_datetime(request.received_from) if request.HasField("received_from") else None,
+        received_to=to_datetime(request.received_to) if request.HasField("received_to") else None,
     )
     after = _parse_page_token(bad, request.page_token, where) if request.page_token else None
     bad.raise_if_any()
@@ -419,8 +420,8 @@ def _coverage_filter(request: pb.GetApologyCoverageRequest) -> letter_store.Cove
     bad = ViolationCollector()
     if len(request.agency_code) > MAX_ID_LENGTH:
         bad.add("agency_code", f"at most {MAX_ID_LENGTH} characters")
-    received_from = from_timestamp(request.received_from) if request.HasField("received_from") else None
-    received_to = from_timestamp(request.received_to) if request.HasField("received_to") else None
+    received_from = to_datetime(request.received_from) if request.HasField("received_from") else None
+    received_to = to_datetime(request.received_to) if request.HasField("received_to") else None
     if received_from and received_to and received_to <= received_from:
         bad.add("received_to", "must be after received_from")
     bad.raise_if_any()

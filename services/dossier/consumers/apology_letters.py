@@ -36,6 +36,7 @@ from kit.clock import Clock
 from kit.db import outbox_row
 from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from kit.events import InboundEvent
+from kit.proto_time import to_datetime
 from services.dossier.clients.signing import SigningClient
 from services.dossier.consumers.apology_pdf import render_apology_letter
 from services.dossier.domain.apology import (
@@ -51,7 +52,7 @@ from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store import letters as letter_store
 from services.dossier.store import procedures as procedure_store
-from services.dossier.store.events import apology_issued, from_timestamp
+from services.dossier.store.events import apology_issued
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class ApologyLetterIssuer:
             applicant=applicant,
             reason=letter_store.delay_reason(session, dossier_id),
         )
-        missed_due_at = from_timestamp(required.missed_due_at)
+        missed_due_at = to_datetime(required.missed_due_at)
         content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy, facts)
         unsigned = render_apology_letter(content, self._fonts)
         signed = self._signing.sign_pdf(dossier.agency_code, serial, unsigned, SIGNATURE_REASON)

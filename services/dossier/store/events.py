@@ -4,7 +4,7 @@ transaction), and the protobuf timestamps and enum numbers they are built from."
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
@@ -12,6 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.events import OutboundEvent, current_trace_headers
+from kit.proto_time import EPOCH, optional_timestamp, timestamp
 from services.dossier.domain.lifecycle import (
     APOLOGY_REQUIRED,
     EVENT_TYPES,
@@ -29,23 +30,6 @@ TOPIC = "citydata.dossier.v1"
 AGGREGATE = "dossier"
 IMPORTED = "dossier.imported"
 _OVERDUE = EVENT_TYPES[Action.OVERDUE]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # naive: local time, as datetime.astimezone reads it
-        value = value.astimezone(UTC)
-    # exact integer arithmetic, and a bulk import builds a dozen of these per dossier
-    since = value - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
-
-
-def from_timestamp(stamp: Timestamp) -> datetime:
-    # what Timestamp.ToDatetime(tzinfo=UTC) gives, without its generic path (a dozen per imported row)
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
-
 
 STATE_NUMBERS = {state: int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}")) for state in State}
 
@@ -82,7 +66,7 @@ def _dossier_header(dossier: Dossier, at: datetime) -> pb.DossierEventHeader:
         state=state_pb(dossier.state),  # type: ignore[arg-type]
         occurred_at=timestamp(at),
         received_at=timestamp(dossier.received_at),
-        due_at=timestamp(dossier.due_at),
+        due_at=optional_timestamp(dossier.due_at),
         applicant_registry_id=dossier.applicant_registry_id,
         imported=dossier.imported,
     )
@@ -208,10 +192,11 @@ def _fill_header(header: pb.DossierEventHeader, dossier: Dossier, at: datetime, 
 
 
 def _stamp(target: Timestamp, value: datetime) -> None:
-    """`timestamp(value)` written into an existing (sub)message."""
+    """`kit.proto_time.timestamp(value)` written into an existing (sub)message (a bulk import
+    fills a dozen per row); a naive value is UTC, as there."""
     if value.tzinfo is None:
-        value = value.astimezone(UTC)
-    since = value - _EPOCH
+        value = value.replace(tzinfo=UTC)
+    since = value - EPOCH
     target.seconds = since.days * 86_400 + since.seconds
     target.nanos = since.microseconds * 1000
 

@@ -31,12 +31,13 @@ from kit.consumer import RetryPolicy
 from kit.db import make_engine
 from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
+from kit.proto_time import timestamp
 from kit.runtime import ServiceRuntime
 from kit.service_identity import ENV_KEY_FILE, default_key_path, generated_key
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
-from services.dossier.store.events import TOPIC, timestamp
+from services.dossier.store.events import TOPIC
 from services.dossier.store.tables import apology_letters, dossiers
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService

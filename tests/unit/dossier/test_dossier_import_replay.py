@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
+from kit.proto_time import optional_timestamp as timestamp
 from services.dossier.api.mapping import transition_pb
 from services.dossier.domain.importing import ImportedStep, ImportRowError, RawStep, replay, replay_fast
 from services.dossier.domain.lifecycle import (
@@ -43,7 +44,6 @@ from services.dossier.store.events import (
     applicant_kind_pb,
     channel_pb,
     imported_events,
-    timestamp,
 )
 
 LIFECYCLE = Lifecycle(load_calendar())
