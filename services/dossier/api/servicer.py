@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import unicodedata
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -30,9 +27,25 @@ from services.dossier.api.mapping import (
     channel_of,
     dossier_pb,
     procedure_pb,
-    state_of,
     time_unit_pb,
     transition_pb,
+)
+from services.dossier.api.parsing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    check_delay_reason,
+    coverage_filter,
+    encode_token,
+    list_query,
+    page_size,
+    page_token,
+    parse_date,
+    procedure_filter,
+    procedure_list_token,
+    procedure_search_token,
+    request_fingerprint,
+    require_id,
+    search_terms,
 )
 from services.dossier.domain import procedure_search
 from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
@@ -54,7 +67,7 @@ from services.dossier.domain.lifecycle import (
     dossier_number,
     with_number,
 )
-from services.dossier.domain.procedures import AuthorityLevel, Procedure
+from services.dossier.domain.procedures import Procedure
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store import letters as letter_store
 from services.dossier.store import procedures as procedure_store
@@ -63,24 +76,10 @@ from services.dossier.store.outcomes import save_changed, save_new
 
 R = TypeVar("R", bound=Message)
 SERVICE_NAME = "citydata.v1.DossierService"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-MAX_ID_LENGTH = 64
 MAX_SPAN_DAYS = 366 * 20
 MAX_MISSING_LISTED = 100
-MAX_DELAY_REASON_LENGTH = 1000  # keeps Form 04 on one page
 DEFAULT_SEARCH_PAGE_SIZE = 20
 MAX_SEARCH_PAGE_SIZE = 100
-MAX_QUERY_LENGTH = 200
-MAX_TOKEN_LENGTH = 512
-MAX_CODE_LENGTH = 32  # procedures.code
-AUTHORITY_LEVELS = {
-    pb.PROCEDURE_AUTHORITY_LEVEL_CITY: AuthorityLevel.CITY,
-    pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT: AuthorityLevel.DISTRICT,
-    pb.PROCEDURE_AUTHORITY_LEVEL_COMMUNE: AuthorityLevel.COMMUNE,
-}
-ONLINE_LEVELS = (2, 3, 4)
-MAX_PROCESSING_DAYS = 1000
 
 
 class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
@@ -102,8 +101,8 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def SubmitDossier(self, request: pb.SubmitDossierRequest, context: Any) -> pb.SubmitDossierResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "procedure_code", request.procedure_code)
-        _require_id(bad, "applicant_registry_id", request.applicant_registry_id)
+        require_id(bad, "procedure_code", request.procedure_code)
+        require_id(bad, "applicant_registry_id", request.applicant_registry_id)
         kind, channel = applicant_kind_of(request.applicant_kind), channel_of(request.channel)
         if kind is None:
             bad.add("applicant_kind", "required: CITIZEN or BUSINESS")
@@ -163,7 +162,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
     def _step(self, method: str, request: Any, response_type: type[R], command: Command) -> R:
         """One lifecycle step on a locked dossier; an invalid one rolls back and changes nothing."""
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
 
         def action(uow: UnitOfWork) -> R:
@@ -179,9 +178,9 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         self, request: pb.RecordDelayReasonRequest, context: Any
     ) -> pb.RecordDelayReasonResponse:
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         reason = unicodedata.normalize("NFC", request.reason.strip())  # as printed: composed diacritics
-        _check_delay_reason(bad, reason)
+        check_delay_reason(bad, reason)
         bad.raise_if_any()
 
         def action(uow: UnitOfWork) -> pb.RecordDelayReasonResponse:
@@ -210,7 +209,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetDossier(self, request: pb.GetDossierRequest, context: Any) -> pb.GetDossierResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
@@ -218,17 +217,17 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         return pb.GetDossierResponse(dossier=dossier_pb(dossier), timeline=[transition_pb(t) for t in entries])
 
     def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> pb.ListDossiersResponse:  # noqa: N802
-        where, after, size = _list_query(request)
+        where, after, size = list_query(request)
         with self._new_uow() as uow:
             page = dossier_store.list_dossiers(uow.session, where, after, size + 1)
         response = pb.ListDossiersResponse(dossiers=[dossier_pb(d) for d in page[:size]])
         if len(page) > size:
-            response.next_page_token = _page_token(page[size - 1], where)
+            response.next_page_token = page_token(page[size - 1], where)
         return response
 
     def GetDueDate(self, request: pb.GetDueDateRequest, context: Any) -> pb.GetDueDateResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "procedure_code", request.procedure_code)
+        require_id(bad, "procedure_code", request.procedure_code)
         if not request.HasField("received_at"):
             bad.add("received_at", "required")
         bad.raise_if_any()
@@ -243,8 +242,8 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetWorkingDays(self, request: pb.GetWorkingDaysRequest, context: Any) -> pb.GetWorkingDaysResponse:  # noqa: N802
         bad = ViolationCollector()
-        start = _date(bad, "start_date", request.start_date)
-        end = _date(bad, "end_date", request.end_date)
+        start = parse_date(bad, "start_date", request.start_date)
+        end = parse_date(bad, "end_date", request.end_date)
         if start and end and abs((end - start).days) > MAX_SPAN_DAYS:
             bad.add("end_date", f"at most {MAX_SPAN_DAYS} days from start_date")
         bad.raise_if_any()
@@ -253,7 +252,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetApologyLetter(self, request: pb.GetApologyLetterRequest, context: Any) -> pb.GetApologyLetterResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
@@ -265,7 +264,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
     def GetApologyCoverage(  # noqa: N802
         self, request: pb.GetApologyCoverageRequest, context: Any
     ) -> pb.GetApologyCoverageResponse:
-        where = _coverage_filter(request)
+        where = coverage_filter(request)
         with self._new_uow() as uow:
             coverage = letter_store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
         return pb.GetApologyCoverageResponse(
@@ -278,7 +277,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> pb.GetProcedureResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "code", request.code)
+        require_id(bad, "code", request.code)
         bad.raise_if_any()
         with self._new_uow() as uow:
             procedure = _procedure(uow.session, request.code)
@@ -286,27 +285,27 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def ListProcedures(self, request: pb.ListProceduresRequest, context: Any) -> pb.ListProceduresResponse:  # noqa: N802
         bad = ViolationCollector()
-        where, fingerprint = _procedure_filter(bad, request.filter, self._today())
-        size = _page_size(bad, request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
+        where, fingerprint = procedure_filter(bad, request.filter, self._today())
+        size = page_size(bad, request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
             page = procedure_store.list_procedures(uow.session, where, after, size + 1)
             total = procedure_store.count_matching_procedures(uow.session, where)
         response = pb.ListProceduresResponse(procedures=[procedure_pb(p) for p in page[:size]], total_size=total)
         if len(page) > size:
-            response.next_page_token = _encode_token({"c": page[size - 1].code, "f": fingerprint})
+            response.next_page_token = encode_token({"c": page[size - 1].code, "f": fingerprint})
         return response
 
     def SearchProcedures(  # noqa: N802
         self, request: pb.SearchProceduresRequest, context: Any
     ) -> pb.SearchProceduresResponse:
         bad = ViolationCollector()
-        terms = _search_terms(bad, request.query)
-        where, filter_fingerprint = _procedure_filter(bad, request.filter, self._today())
-        size = _page_size(bad, request.page_size, DEFAULT_SEARCH_PAGE_SIZE, MAX_SEARCH_PAGE_SIZE)
-        fingerprint = _fingerprint((terms, filter_fingerprint))
-        after = _procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
+        terms = search_terms(bad, request.query)
+        where, filter_fingerprint = procedure_filter(bad, request.filter, self._today())
+        size = page_size(bad, request.page_size, DEFAULT_SEARCH_PAGE_SIZE, MAX_SEARCH_PAGE_SIZE)
+        fingerprint = request_fingerprint((terms, filter_fingerprint))
+        after = procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
             candidates = procedure_store.procedure_names(uow.session, where)
@@ -321,7 +320,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         )
         if len(ranked) > size:
             code, score = ranked[size - 1]
-            response.next_page_token = _encode_token({"s": score, "c": code, "f": fingerprint})
+            response.next_page_token = encode_token({"s": score, "c": code, "f": fingerprint})
         return response
 
     def _today(self) -> date:
@@ -335,27 +334,11 @@ def add_to_server(servicer: DossierServicer, server: grpc.Server) -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _require_id(bad: ViolationCollector, name: str, value: str) -> None:
-    if not value.strip():
-        bad.add(name, "required")
-    elif len(value) > MAX_ID_LENGTH:
-        bad.add(name, f"at most {MAX_ID_LENGTH} characters")
-
-
 def _dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dossier:
     dossier = dossier_store.get_dossier(session, dossier_id, for_update=for_update)
     if dossier is None:
         raise NotFound("dossier", dossier_id)
     return dossier
-
-
-def _check_delay_reason(bad: ViolationCollector, reason: str) -> None:
-    if not reason:
-        bad.add("reason", "required")
-    elif len(reason) > MAX_DELAY_REASON_LENGTH:
-        bad.add("reason", f"at most {MAX_DELAY_REASON_LENGTH} characters")
-    elif any(not character.isprintable() and character not in "\r\n" for character in reason):
-        bad.add("reason", "no control characters other than line breaks")
 
 
 def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
@@ -382,131 +365,6 @@ def _procedure(session: Session, code: str) -> Procedure:
     return procedure
 
 
-def _date(bad: ViolationCollector, name: str, text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        bad.add(name, f"expected YYYY-MM-DD, got {text!r}")
-        return None
-
-
-def _list_query(
-    request: pb.ListDossiersRequest,
-) -> tuple[dossier_store.DossierFilter, tuple[datetime, str] | None, int]:
-    bad = ViolationCollector()
-    if request.page_size < 0:
-        bad.add("page_size", "must not be negative")
-    states = []
-    for index, value in enumerate(request.states):
-        state = state_of(value) if value in pb.DossierState.values() else None
-        if state is None:
-            bad.add(f"states[{index}]", "not a dossier state")
-        else:
-            states.append(state)
-    where = dossier_store.DossierFilter(
-        agency_code=request.agency_code,
-        states=tuple(states),
-        overdue=request.overdue if request.HasField("overdue") else None,
-        received_from=to_datetime(request.received_from) if request.HasField("received_from") else None,
-        received_to=to_datetime(request.received_to) if request.HasField("received_to") else None,
-    )
-    after = _parse_page_token(bad, request.page_token, where) if request.page_token else None
-    bad.raise_if_any()
-    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return where, after, size
-
-
-def _coverage_filter(request: pb.GetApologyCoverageRequest) -> letter_store.CoverageFilter:
-    bad = ViolationCollector()
-    if len(request.agency_code) > MAX_ID_LENGTH:
-        bad.add("agency_code", f"at most {MAX_ID_LENGTH} characters")
-    received_from = to_datetime(request.received_from) if request.HasField("received_from") else None
-    received_to = to_datetime(request.received_to) if request.HasField("received_to") else None
-    if received_from and received_to and received_to <= received_from:
-        bad.add("received_to", "must be after received_from")
-    bad.raise_if_any()
-    return letter_store.CoverageFilter(request.agency_code, received_from, received_to)
-
-
-def _filter_fingerprint(where: dossier_store.DossierFilter) -> str:
-    return hashlib.sha256(repr(where).encode()).hexdigest()[:16]
-
-
-def _page_token(last: Dossier, where: dossier_store.DossierFilter) -> str:
-    body = {"r": last.received_at.isoformat(), "i": last.dossier_id, "f": _filter_fingerprint(where)}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
-
-
-def _parse_page_token(
-    bad: ViolationCollector, token: str, where: dossier_store.DossierFilter
-) -> tuple[datetime, str] | None:
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after = (datetime.fromisoformat(body["r"]), str(body["i"]))
-        fingerprint = body["f"]
-    except (ValueError, KeyError, TypeError):
-        bad.add("page_token", "not a token from ListDossiers")
-        return None
-    if fingerprint != _filter_fingerprint(where):
-        bad.add("page_token", "was issued for different filters")
-        return None
-    return after
-
-
-# --- procedure browsing ---------------------------------------------------------------------
-
-
-def _procedure_filter(
-    bad: ViolationCollector, message: pb.ProcedureFilter, today: date
-) -> tuple[procedure_store.ProcedureFilter, str]:
-    """The store's filter, and a fingerprint of the request's filter for page tokens (without
-    today's date, so a page token stays valid across midnight)."""
-    if len(message.agency_code) > MAX_ID_LENGTH:
-        bad.add("filter.agency_code", f"at most {MAX_ID_LENGTH} characters")
-    level = None
-    if message.authority_level != pb.PROCEDURE_AUTHORITY_LEVEL_UNSPECIFIED:
-        level = AUTHORITY_LEVELS.get(message.authority_level)
-        if level is None:
-            bad.add("filter.authority_level", "not an authority level")
-    if message.min_online_level and message.min_online_level not in ONLINE_LEVELS:
-        bad.add("filter.min_online_level", "must be 2, 3 or 4 (0 for any)")
-    if not 0 <= message.max_processing_days <= MAX_PROCESSING_DAYS:
-        bad.add("filter.max_processing_days", f"must be between 0 (no limit) and {MAX_PROCESSING_DAYS}")
-    where = procedure_store.ProcedureFilter(
-        agency_code=message.agency_code,
-        authority_level=level,
-        min_online_level=message.min_online_level,
-        max_processing_days=message.max_processing_days,
-        in_force_on=None if message.include_abolished else today,
-    )
-    fingerprint = _fingerprint(
-        (
-            message.agency_code,
-            message.authority_level,
-            message.min_online_level,
-            message.max_processing_days,
-            message.include_abolished,
-        )
-    )
-    return where, fingerprint
-
-
-def _page_size(bad: ViolationCollector, requested: int, default: int, largest: int) -> int:
-    if requested < 0:
-        bad.add("page_size", "must not be negative")
-    return min(requested or default, largest) if requested >= 0 else default
-
-
-def _search_terms(bad: ViolationCollector, query: str) -> tuple[str, ...]:
-    if len(query) > MAX_QUERY_LENGTH:
-        bad.add("query", f"at most {MAX_QUERY_LENGTH} characters")
-        return ()
-    terms = procedure_search.search_terms(query)
-    if not terms:
-        bad.add("query", "enter at least one word of the procedure's name")
-    return terms
-
-
 def _ranked(
     terms: tuple[str, ...], candidates: list[tuple[str, str]], after: tuple[float, str] | None
 ) -> list[tuple[str, float]]:
@@ -517,43 +375,3 @@ def _ranked(
         return ordered
     last_score, last_code = after
     return [(code, score) for code, score in ordered if (-score, code) > (-last_score, last_code)]
-
-
-def _fingerprint(value: object) -> str:
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
-
-
-def _encode_token(body: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
-
-
-def _decode_token(token: str, fingerprint: str) -> dict[str, Any] | None:
-    """The token's body when it is one of ours for the same request, None otherwise."""
-    if len(token) > MAX_TOKEN_LENGTH:  # ours are short; a huge one is not worth decoding
-        return None
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    if not isinstance(body, dict) or body.get("f") != fingerprint:
-        return None
-    return body
-
-
-def _procedure_list_token(bad: ViolationCollector, token: str, fingerprint: str) -> str | None:
-    body = _decode_token(token, fingerprint)
-    code = body.get("c") if body else None
-    # The body is readable to anyone: a crafted one must not reach SQL with a NUL or a novel in it.
-    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
-        bad.add("page_token", "not a token ListProcedures returned for this filter; start again without one")
-        return None
-    return code
-
-
-def _procedure_search_token(bad: ViolationCollector, token: str, fingerprint: str) -> tuple[float, str] | None:
-    body = _decode_token(token, fingerprint)
-    score, code = (body.get("s"), body.get("c")) if body else (None, None)
-    if isinstance(score, bool) or not isinstance(score, int | float) or not isinstance(code, str):
-        bad.add("page_token", "not a token SearchProcedures returned for this query; start again without one")
-        return None
-    return float(score), code
