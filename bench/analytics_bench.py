@@ -48,7 +48,7 @@ from kit.subscribe import BEGINNING, Subscription, TypedEvent
 from services.dossier import store as dossier_store
 from services.dossier.app import build_app
 from services.dossier.domain.applicants import TrustingApplicantDirectory
-from services.dossier.messages import TOPIC
+from services.dossier.store.events import TOPIC
 from tools.scratch import ScratchDatabase
 from tools.simulate.quarter import QUARTER_END, scaled_counts
 from tools.simulate.simulate import simulate

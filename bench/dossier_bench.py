@@ -46,9 +46,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from kit.kafka import ensure_topics
 from kit.net import free_port, wait_serving
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedures import Procedure, TimeUnit
-from services.dossier.messages import TOPIC
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
+from services.dossier.store.events import TOPIC
 from tools.scratch import ScratchDatabase
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

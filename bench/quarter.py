@@ -50,7 +50,7 @@ from kit.config import REPO_ROOT, load_settings, var_dir
 from kit.deadlines import LOCAL_TIME
 from kit.net import free_port
 from services.dossier import store as dossier_store
-from services.dossier.messages import TOPIC as DOSSIER_TOPIC
+from services.dossier.store.events import TOPIC as DOSSIER_TOPIC
 from tools import supervisor
 from tools.scratch import ScratchDatabase
 from tools.simulate.quarter import QUARTER_FIRST_DAY, QUARTER_LAST_DAY, QuarterCounts, scaled_counts

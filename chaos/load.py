@@ -27,8 +27,8 @@ from citydata.v1.dossier_pb2_grpc import DossierServiceStub
 from citydata.v1.registry_pb2_grpc import RegistryServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedures import TimeUnit
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 
 T = TypeVar("T")
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from kit.clock import Clock
+from kit.clock import Clock, SystemClock
 from kit.config import ConfigError, env_bool, env_str
 from kit.consumer import RetryPolicy
 from kit.deadlines.calendar import WorkingCalendar, local_date
@@ -18,18 +18,20 @@ from kit.deadlines.loader import load_calendar
 from kit.grpc_server import ServiceHost, Worker, registrar
 from kit.metrics import gauge
 from kit.runtime import ServiceRuntime
-from services.dossier import store
-from services.dossier.api import SERVICE_NAME, DossierServicer, add_to_server
-from services.dossier.apology_letter import font_dir
-from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
-from services.dossier.consumers import APOLOGY_CONSUMER, ApologyLetterIssuer, Outbox
+from services.dossier.api.servicer import SERVICE_NAME, DossierServicer, add_to_server
+from services.dossier.clients.registry import RegistryApplicantDirectory
+from services.dossier.clients.signing import DEFAULT_ADDRESS, SigningClient
+from services.dossier.consumers.apology_letters import APOLOGY_CONSUMER, ApologyLetterIssuer, Outbox
+from services.dossier.consumers.apology_pdf import font_dir
+from services.dossier.consumers.deadline_watcher import DeadlineWatcher
 from services.dossier.domain.apology import LetterPolicy, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.domain.lifecycle import Lifecycle
-from services.dossier.messages import TOPIC
-from services.dossier.registry_client import RegistryApplicantDirectory
-from services.dossier.signing_client import DEFAULT_ADDRESS, SigningClient
-from services.dossier.watcher import DeadlineWatcher
+from services.dossier.store import letters as letter_store
+from services.dossier.store import metadata, tables
+from services.dossier.store import procedures as procedure_store
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
+from services.dossier.store.events import TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def applicant_directory() -> ApplicantDirectory:
 def ensure_catalogue(runtime: ServiceRuntime) -> None:
     """At first start the catalogue is empty: load the shipped file."""
     with runtime.sessions() as session, session.begin():
-        if store.count_procedures(session) > 0:
+        if procedure_store.count_procedures(session) > 0:
             return
         catalogue = read_catalogue(SHIPPED_CATALOGUE)
         load_catalogue(session, catalogue.procedures)
@@ -158,12 +160,21 @@ def register_apology_gauges(sessions: sessionmaker[Session]) -> None:
 
     def coverage() -> Iterable[tuple[float, dict[str, str]]]:
         with sessions() as session:
-            by_agency = store.coverage_by_agency(session)
+            by_agency = letter_store.coverage_by_agency(session)
         return [(coverage_percent(overdue, issued), {"agency": a}) for a, (overdue, issued) in by_agency.items()]
 
     def open_overdue() -> Iterable[tuple[float, dict[str, str]]]:
         with sessions() as session:
-            return [(float(count), {"agency": a}) for a, count in store.open_overdue_by_agency(session).items()]
+            return [(float(count), {"agency": a}) for a, count in letter_store.open_overdue_by_agency(session).items()]
 
     gauge("citydata_apology_coverage", "percent of overdue dossiers with a signed apology letter", coverage)
     gauge("citydata_overdue_dossiers", "open dossiers that missed a deadline", open_overdue)
+
+
+def main() -> None:
+    """`python -m services.dossier`: the runtime from the environment, then serve until a signal."""
+    from kit.runtime import start_runtime
+
+    runtime = start_runtime("dossier", metadata, tables, [TOPIC])
+    app = build_app(runtime, SystemClock(), applicant_directory(), apology=apology_settings())
+    app.host.run_until_signal()

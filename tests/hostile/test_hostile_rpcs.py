@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 from tests.hostile.conftest import Platform, Service
 from tests.support import fuzz
 

@@ -27,8 +27,8 @@ from chaos.checks import distinct_ids_per_key, read_events
 from chaos.infra import PrivateInfra
 from chaos.load import procedures_for, timestamp_of
 from chaos.services import ServiceProcess
-from services.dossier.consumers import APOLOGY_CONSUMER
-from services.dossier.messages import TOPIC
+from services.dossier.consumers.apology_letters import APOLOGY_CONSUMER
+from services.dossier.store.events import TOPIC
 from tests.scaleout.kafka_groups import wait_for_split
 
 pytestmark = pytest.mark.slow

@@ -39,7 +39,7 @@ from chaos.checks import EventRecord, read_events
 from chaos.infra import PrivateInfra
 from chaos.load import procedures_for, timestamp_of
 from chaos.services import ServiceProcess, gateway_process
-from services.dossier.messages import TOPIC as DOSSIER_TOPIC
+from services.dossier.store.events import TOPIC as DOSSIER_TOPIC
 from services.gateway.readmodel.model import DEFAULT_GROUP
 from services.gateway.readmodel.projection import TOPICS
 from tests.scaleout.kafka_groups import wait_for_split

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.agencies import DEFAULT_FILE, directory, directory_file, parse
-from services.dossier.catalogue import SHIPPED_CATALOGUE
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE
 
 
 def test_every_agency_of_the_procedure_catalogue_is_in_the_directory_and_signs() -> None:

@@ -43,8 +43,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from kit.deadlines.loader import load_calendar
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.lifecycle import ApplicantKind, Channel
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 from services.registry.domain import Gender, build_national_id, enterprise_check_digit
 from tools.simulate.quarter import QuarterCounts, scaled_counts
 from tools.simulate.simulation import ApplicantPool, Outcome, PlannedDossier, QuarterPlanner

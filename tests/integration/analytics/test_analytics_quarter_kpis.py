@@ -25,7 +25,7 @@ from citydata.v1 import gateway_pb2
 from sqlalchemy import Engine, and_, func, not_, select
 
 from services.dossier import store as dossier_store
-from services.dossier.messages import TOPIC as DOSSIER_TOPIC
+from services.dossier.store.events import TOPIC as DOSSIER_TOPIC
 from services.gateway import store as gateway_store
 from tests.conftest import REPO_ROOT
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service

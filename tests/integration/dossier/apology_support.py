@@ -31,12 +31,14 @@ from kit.consumer import RetryPolicy
 from kit.db import make_engine
 from kit.kafka import dlq_topic, ensure_topics
 from kit.migrations import upgrade_to_head
+from kit.proto_time import timestamp
 from kit.runtime import ServiceRuntime
 from kit.service_identity import ENV_KEY_FILE, default_key_path, generated_key
 from services.dossier import store
 from services.dossier.app import ApologySettings, build_app
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
-from services.dossier.messages import TOPIC, timestamp
+from services.dossier.store.events import TOPIC
+from services.dossier.store.tables import apology_letters, dossiers
 from services.signing.crypto.softhsm import init_softhsm_token
 from tests.integration.dossier.dossier_harness import RunningDossierService
 from tests.support.kafka_tools import header, topic_partitions
@@ -182,7 +184,7 @@ def letters_in(database_url: str) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(store.apology_letters.c.dossier_id, func.count()).group_by(store.apology_letters.c.dossier_id)
+                select(apology_letters.c.dossier_id, func.count()).group_by(apology_letters.c.dossier_id)
             ).all()
         return {row[0]: int(row[1]) for row in rows}
     finally:
@@ -326,7 +328,7 @@ def dossier_ids_of(database_url: str, import_response_count: int) -> set[str]:
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            ids = set(conn.execute(select(store.dossiers.c.dossier_id)).scalars())
+            ids = set(conn.execute(select(dossiers.c.dossier_id)).scalars())
     finally:
         engine.dispose()
     assert len(ids) == import_response_count

@@ -24,10 +24,10 @@ from kit.migrations import upgrade_to_head
 from kit.runtime import ServiceRuntime
 from services.dossier import store
 from services.dossier.app import DossierApp, build_app
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.applicants import TrustingApplicantDirectory
 from services.dossier.domain.procedures import Procedure, TimeUnit
-from services.dossier.messages import TOPIC
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
+from services.dossier.store.events import TOPIC
 from tests.support.kafka_tools import header, topic_partitions
 from tests.support.net import free_port
 

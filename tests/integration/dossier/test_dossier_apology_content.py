@@ -23,9 +23,9 @@ from citydata.v1 import signing_pb2 as signing_pb
 
 from kit.config import REPO_ROOT
 from kit.deadlines.calendar import LOCAL_TIME
+from kit.proto_time import timestamp
+from services.dossier.clients.registry import RegistryApplicantDirectory
 from services.dossier.domain.apology import DEFAULT_REASON
-from services.dossier.messages import timestamp
-from services.dossier.registry_client import RegistryApplicantDirectory
 from services.registry.domain import Gender, build_national_id
 from services.registry.domain.identifiers import enterprise_check_digit
 from tests.integration.dossier.apology_support import (

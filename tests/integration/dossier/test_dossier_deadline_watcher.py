@@ -16,9 +16,9 @@ from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
 from kit.runtime import ServiceRuntime
 from services.dossier import store
+from services.dossier.consumers.deadline_watcher import DeadlineWatcher
 from services.dossier.domain.lifecycle import Lifecycle
-from services.dossier.messages import TOPIC
-from services.dossier.watcher import DeadlineWatcher
+from services.dossier.store.events import TOPIC
 from tests.integration.dossier.conftest import START
 from tests.integration.dossier.dossier_harness import RunningDossierService, TopicWatch, pick_procedure, types_of
 

@@ -18,6 +18,8 @@ from kit.db import make_engine
 from kit.grpc_errors import violations_of
 from kit.migrations import upgrade_to_head
 from services.dossier import store
+from services.dossier.store import letters as letter_store
+from services.dossier.store.tables import apology_delay_reasons
 from tests.integration.dossier.dossier_harness import RunningDossierService, TopicWatch, pick_procedure
 from tests.integration.dossier.test_dossier_lifecycle_grpc import precondition_type, submit
 
@@ -52,9 +54,7 @@ def test_a_reason_is_recorded_for_a_running_or_missed_deadline_once_per_key_and_
     topic_watch.settle()
     with dossier_service.engine.connect() as conn:
         stored = conn.execute(
-            select(store.apology_delay_reasons.c.reason).where(
-                store.apology_delay_reasons.c.dossier_id == dossier.dossier_id
-            )
+            select(apology_delay_reasons.c.reason).where(apology_delay_reasons.c.dossier_id == dossier.dossier_id)
         ).scalar_one()
 
     assert again == first  # the retry replays the first answer and records nothing more
@@ -114,7 +114,7 @@ def test_concurrent_letter_transactions_number_without_gaps_or_duplicates(pg_dat
     def writer(fails: list[bool]) -> None:
         for fail in fails:
             with sessions() as session, session.begin():
-                number = store.next_letter_sequence(session, "SNV", 2026)
+                number = letter_store.next_letter_sequence(session, "SNV", 2026)
                 time.sleep(0.002)  # the signing call would be here, the counter row still locked
                 if fail:
                     session.rollback()
@@ -129,8 +129,8 @@ def test_concurrent_letter_transactions_number_without_gaps_or_duplicates(pg_dat
         thread.join(timeout=60)
     successes = sum(not fail for plan in plans for fail in plan)
     with sessions() as session, session.begin():
-        next_one = store.next_letter_sequence(session, "SNV", 2026)
-        other_year = store.next_letter_sequence(session, "SNV", 2027)
+        next_one = letter_store.next_letter_sequence(session, "SNV", 2026)
+        other_year = letter_store.next_letter_sequence(session, "SNV", 2027)
     engine.dispose()
 
     assert sorted(committed) == list(range(1, successes + 1))

@@ -29,10 +29,10 @@ from kit.grpc_server import ServiceHost, registrar
 from kit.migrations import upgrade_to_head
 from kit.runtime import start_runtime
 from services.dossier import store
-from services.dossier.catalogue import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
+from services.dossier.api.importer import DossierImporter
+from services.dossier.clients.registry import RegistryApplicantDirectory
 from services.dossier.domain.lifecycle import ApplicantKind, Lifecycle
-from services.dossier.importer import DossierImporter
-from services.dossier.registry_client import RegistryApplicantDirectory
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, load_catalogue, read_catalogue
 from services.registry import store as registry_store
 from services.registry.api import TOPIC as REGISTRY_TOPIC
 from services.registry.api.servicer import RegistryServicer

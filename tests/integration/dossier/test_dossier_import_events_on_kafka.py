@@ -12,6 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
 from services.dossier import store
+from services.dossier.store.tables import dossiers
+from services.dossier.store.tables import transitions as transition_rows
 from tests.integration.dossier.conftest import START
 from tests.integration.dossier.dossier_harness import RunningDossierService, TopicWatch, pick_procedure
 
@@ -104,7 +106,7 @@ def test_a_bulk_chunk_reports_its_bad_row_and_a_resent_chunk_is_skipped(
     again = dossier_service.stub.ImportDossiers(iter([pb.ImportDossiersRequest(rows=rows)]))
     assert (again.rows_imported, again.rows_skipped, again.rows_failed) == (0, 149, 1)
 
-    outbox, transitions = store.tables.outbox, store.transitions
+    outbox, transitions = store.tables.outbox, transition_rows
     with dossier_service.engine.connect() as conn:
         per_type = dict(conn.execute(select(outbox.c.type, func.count()).group_by(outbox.c.type)).all())
         imported_per_dossier = set(
@@ -113,8 +115,8 @@ def test_a_bulk_chunk_reports_its_bad_row_and_a_resent_chunk_is_skipped(
             ).scalars()
         )
         timeline_rows = conn.execute(select(func.count()).select_from(transitions)).scalar_one()
-        numbers = conn.execute(select(func.count(func.distinct(store.dossiers.c.number)))).scalar_one()
-        given = sorted(conn.execute(select(store.dossiers.c.number)).scalars())
+        numbers = conn.execute(select(func.count(func.distinct(dossiers.c.number)))).scalar_one()
+        given = sorted(conn.execute(select(dossiers.c.number)).scalars())
     late = sum(1 for i in range(150) if i % 4 == 0 and i != 76)  # row 76 is refused
     assert per_type == {"dossier.imported": 149, "dossier.apology_required": late}
     assert imported_per_dossier == {1}

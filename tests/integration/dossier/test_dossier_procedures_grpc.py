@@ -14,9 +14,9 @@ import pytest
 from citydata.v1 import dossier_pb2 as pb
 
 from kit.grpc_errors import violations_of
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedure_search import search_terms
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 from tests.integration.dossier.conftest import START
 from tests.integration.dossier.dossier_harness import RunningDossierService, start_dossier_service
 from tools.scratch import scratch_database

@@ -14,9 +14,9 @@ from kafka import KafkaProducer
 
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.events import encode_outbox_row
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.procedures import Procedure, TimeUnit
-from services.dossier.messages import TOPIC as DOSSIER_TOPIC
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
+from services.dossier.store.events import TOPIC as DOSSIER_TOPIC
 from services.registry.domain import Gender, build_national_id
 from tests.integration.gateway.readmodel_harness import Platform, wait_until
 

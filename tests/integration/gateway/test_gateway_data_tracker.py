@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 from services.gateway import store
 from services.registry.domain import Gender, build_national_id, enterprise_check_digit
 from tests.integration.gateway.readmodel_harness import Platform, running_platform, wait_until

@@ -29,7 +29,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 
 from kit.config import REPO_ROOT
 from kit.service_identity import AGENCY_HEADER, ENV_KEY_FILE, asserting_channel, generated_key
-from services.dossier.apology_letter import render_apology_letter
+from services.dossier.consumers.apology_pdf import render_apology_letter
 from services.dossier.domain.apology import (
     DEFAULT_REASON,
     PLACE,

@@ -8,7 +8,6 @@ import pytest
 
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
-from services.dossier.catalogue import SHIPPED_CATALOGUE, read_catalogue
 from services.dossier.domain.importing import ImportedStep, replay
 from services.dossier.domain.lifecycle import (
     Accept,
@@ -21,6 +20,7 @@ from services.dossier.domain.lifecycle import (
     Return,
     State,
 )
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 from tools.simulate.quarter import (
     QUARTER_END,
     QUARTER_START,

@@ -243,7 +243,7 @@ def test_placeholder_policy_is_a_valid_policy() -> None:
 
 
 def test_placeholder_catalogue_is_a_valid_catalogue() -> None:
-    from services.dossier.catalogue import read_catalogue
+    from services.dossier.store.catalogue_file import read_catalogue
 
     catalogue = read_catalogue(K8S / "base" / "files" / "procedures.csv")
 

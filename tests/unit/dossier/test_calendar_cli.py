@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.dossier.calendar_cli import main
+from services.dossier.cli.working_days import main
 
 
 def test_due_prints_local_and_utc(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from kit.agencies import directory
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
-from services.dossier.apology_letter import render_apology_letter
+from services.dossier.consumers.apology_pdf import render_apology_letter
 from services.dossier.domain.apology import (
     DEFAULT_REASON,
     Issuer,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.dossier.catalogue import SHIPPED_CATALOGUE, CatalogueFileError, read_catalogue
-from services.dossier.catalogue_cli import main as catalogue_cli
-from services.dossier.catalogue_gen import generate, write_catalogue
+from services.dossier.cli.catalogue import main as catalogue_cli
+from services.dossier.cli.catalogue_gen import generate, write_catalogue
 from services.dossier.domain.procedures import CATALOGUE_COLUMNS
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, CatalogueFileError, read_catalogue
 
 HEADER = ",".join(CATALOGUE_COLUMNS)
 

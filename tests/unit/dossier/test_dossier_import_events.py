@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from citydata.v1 import dossier_pb2 as pb
 
+from kit.proto_time import to_datetime as from_timestamp
 from services.dossier.domain.importing import ImportedStep, replay
 from services.dossier.domain.lifecycle import (
     Accept,
@@ -19,7 +20,7 @@ from services.dossier.domain.lifecycle import (
     Resubmit,
     State,
 )
-from services.dossier.messages import from_timestamp, imported_events
+from services.dossier.store.events import imported_events
 from tests.unit.dossier.test_dossier_deadlines import LIFECYCLE, THREE_DAYS, closing, local
 
 

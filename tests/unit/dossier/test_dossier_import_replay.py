@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.deadlines.loader import load_calendar
+from kit.proto_time import optional_timestamp as timestamp
+from services.dossier.api.mapping import transition_pb
 from services.dossier.domain.importing import ImportedStep, ImportRowError, RawStep, replay, replay_fast
 from services.dossier.domain.lifecycle import (
     APOLOGY_REQUIRED,
@@ -36,14 +38,12 @@ from services.dossier.domain.lifecycle import (
     Withdraw,
 )
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
-from services.dossier.messages import (
+from services.dossier.store.events import (
     _apology,
     _dossier_header,
     applicant_kind_pb,
     channel_pb,
     imported_events,
-    timestamp,
-    transition_pb,
 )
 
 LIFECYCLE = Lifecycle(load_calendar())
@@ -180,11 +180,11 @@ def test_a_late_ordinary_history_takes_the_fast_path_with_its_overdue_and_apolog
 
 
 def test_the_copy_record_of_a_dossier_holds_its_values_in_column_order() -> None:
-    from services.dossier import store
+    from services.dossier.store import dossiers as dossier_store
 
     received = datetime(2025, 3, 3, 9, tzinfo=LOCAL_TIME)
     fast, _ = _both(PROCEDURES[0], Channel.COUNTER, received, [(Accept(), received + timedelta(hours=1))], None)
     assert fast is not None
-    values = {**store.dossier_values(fast.dossier), "import_key": "k-9"}
-    assert list(values) == store._DOSSIER_COLUMNS
-    assert store._dossier_record(fast.dossier, "k-9") == tuple(values.values())
+    values = {**dossier_store.dossier_values(fast.dossier), "import_key": "k-9"}
+    assert list(values) == dossier_store._DOSSIER_COLUMNS
+    assert dossier_store._dossier_record(fast.dossier, "k-9") == tuple(values.values())

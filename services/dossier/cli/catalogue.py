@@ -1,7 +1,7 @@
 """Loads a procedure catalogue into the dossier database.
 
-    python -m services.dossier.catalogue_cli load services/dossier/data/procedures.csv
-    python -m services.dossier.catalogue_cli load FILE --database-url postgresql+psycopg://...
+    python -m services.dossier.cli.catalogue load services/dossier/data/procedures.csv
+    python -m services.dossier.cli.catalogue load FILE --database-url postgresql+psycopg://...
 
 Idempotent: codes already present are overwritten with the file's values. Valid lines are
 loaded even when others are refused; each refused line is printed as `line N: column: problem`
@@ -21,11 +21,11 @@ from kit.config import load_settings
 from kit.db import make_engine
 from kit.migrations import upgrade_to_head
 from services.dossier import store
-from services.dossier.catalogue import CatalogueFileError, load_catalogue, read_catalogue
+from services.dossier.store.catalogue_file import CatalogueFileError, load_catalogue, read_catalogue
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.dossier.catalogue_cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.dossier.cli.catalogue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     load = commands.add_parser("load", help="upsert a catalogue CSV into the database")
     load.add_argument("file", type=Path)

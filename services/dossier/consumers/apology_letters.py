@@ -35,9 +35,10 @@ from kit.agencies import AgencyDirectory, directory
 from kit.clock import Clock
 from kit.db import outbox_row
 from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
-from kit.events import InboundEvent, OutboundEvent
-from services.dossier import store
-from services.dossier.apology_letter import render_apology_letter
+from kit.events import InboundEvent
+from kit.proto_time import to_datetime
+from services.dossier.clients.signing import SigningClient
+from services.dossier.consumers.apology_pdf import render_apology_letter
 from services.dossier.domain.apology import (
     SIGNATURE_REASON,
     LetterFacts,
@@ -48,13 +49,14 @@ from services.dossier.domain.apology import (
 )
 from services.dossier.domain.applicants import ApplicantDirectory, TrustingApplicantDirectory
 from services.dossier.domain.lifecycle import APOLOGY_REQUIRED
-from services.dossier.messages import AGGREGATE, TOPIC, from_timestamp, timestamp
-from services.dossier.signing_client import SigningClient
+from services.dossier.store import dossiers as dossier_store
+from services.dossier.store import letters as letter_store
+from services.dossier.store import procedures as procedure_store
+from services.dossier.store.events import apology_issued
 
 log = logging.getLogger(__name__)
 
 APOLOGY_CONSUMER = "dossier-apology-letters"
-APOLOGY_ISSUED = "dossier.apology_issued"
 
 
 @dataclass(frozen=True)
@@ -91,17 +93,17 @@ class ApologyLetterIssuer:
             return
         required = event.parse(pb.DossierApologyRequired)
         dossier_id = required.header.dossier_id
-        store.lock_letter(session, dossier_id)
-        if store.letter_exists(session, dossier_id):
+        letter_store.lock_letter(session, dossier_id)
+        if letter_store.letter_exists(session, dossier_id):
             log.info("apology letter already issued", extra={"dossier_id": dossier_id, "event_id": event.id})
             return
-        dossier = store.get_dossier(session, dossier_id)
+        dossier = dossier_store.get_dossier(session, dossier_id)
         if dossier is None:
             # Only this service publishes on the topic, in the dossier's own transaction: an
             # unknown id comes from another deployment sharing the broker, not from ours.
             log.warning("apology required for a dossier of another database", extra={"dossier_id": dossier_id})
             return
-        procedure = store.get_procedure(session, dossier.procedure_code)
+        procedure = procedure_store.get_procedure(session, dossier.procedure_code)
         if procedure is None:
             raise LookupError(f"procedure {dossier.procedure_code} of dossier {dossier_id} is not in the catalogue")
         issuer = issuer_of(dossier.agency_code, procedure.agency_name, self._agencies)
@@ -110,18 +112,18 @@ class ApologyLetterIssuer:
         issued_at = self._clock.now()
         year = issued_at.astimezone(LOCAL_TIME).year
         # Taken last, right before signing: the agency's counter stays locked until commit.
-        sequence = store.next_letter_sequence(session, dossier.agency_code, year)
+        sequence = letter_store.next_letter_sequence(session, dossier.agency_code, year)
         facts = LetterFacts(
             number=letter_number(sequence, dossier.agency_code),
             issuer=issuer,
             applicant=applicant,
-            reason=store.delay_reason(session, dossier_id),
+            reason=letter_store.delay_reason(session, dossier_id),
         )
-        missed_due_at = from_timestamp(required.missed_due_at)
+        missed_due_at = to_datetime(required.missed_due_at)
         content = letter_content(dossier, procedure, self._calendar, missed_due_at, issued_at, self._policy, facts)
         unsigned = render_apology_letter(content, self._fonts)
         signed = self._signing.sign_pdf(dossier.agency_code, serial, unsigned, SIGNATURE_REASON)
-        letter = store.StoredLetter(
+        letter = letter_store.StoredLetter(
             letter_id=str(uuid4()),
             dossier_id=dossier_id,
             agency_code=dossier.agency_code,
@@ -136,7 +138,7 @@ class ApologyLetterIssuer:
             number_year=year,
             number_sequence=sequence,
         )
-        store.add_letter(session, letter)
+        letter_store.add_letter(session, letter)
         self._publish(session, letter, required)
         log.info(
             "apology letter issued",
@@ -144,25 +146,15 @@ class ApologyLetterIssuer:
         )
 
     def _seal_serial(self, session: Session, agency: str, agency_name: str) -> str:
-        serial = store.signer_serial(session, agency)
+        serial = letter_store.signer_serial(session, agency)
         if serial is not None:
             return serial
         issued = self._signing.issue_seal(agency, agency_name)
-        store.remember_signer(session, agency, issued, self._clock.now())
-        return store.signer_serial(session, agency) or issued
+        letter_store.remember_signer(session, agency, issued, self._clock.now())
+        return letter_store.signer_serial(session, agency) or issued
 
-    def _publish(self, session: Session, letter: store.StoredLetter, required: pb.DossierApologyRequired) -> None:
-        header = required.header
-        payload = pb.DossierApologyIssued(
-            dossier_id=letter.dossier_id,
-            number=header.number,
-            agency_code=letter.agency_code,
-            procedure_code=header.procedure_code,
-            letter_id=letter.letter_id,
-            sha256=letter.sha256,
-            issued_at=timestamp(letter.issued_at),
-            new_appointment_at=timestamp(letter.new_appointment_at),
-            letter_number=letter.letter_number or "",
-        )
-        event = OutboundEvent(TOPIC, AGGREGATE, letter.dossier_id, APOLOGY_ISSUED, payload, time=letter.issued_at)
+    def _publish(
+        self, session: Session, letter: letter_store.StoredLetter, required: pb.DossierApologyRequired
+    ) -> None:
+        event = apology_issued(letter, required)
         session.execute(insert(self._outbox.table), [outbox_row(event, self._outbox.source, datetime.now(UTC))])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import unicodedata
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -21,9 +18,35 @@ from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.deadlines.calendar import LOCAL_TIME
 from kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ViolationCollector
-from kit.events import OutboundEvent
 from kit.idempotency import run_idempotent
-from services.dossier import store
+from kit.proto_time import timestamp, to_datetime
+from services.dossier.api.importer import DossierImporter
+from services.dossier.api.mapping import (
+    apology_letter_pb,
+    applicant_kind_of,
+    channel_of,
+    dossier_pb,
+    procedure_pb,
+    time_unit_pb,
+    transition_pb,
+)
+from services.dossier.api.parsing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    check_delay_reason,
+    coverage_filter,
+    encode_token,
+    list_query,
+    page_size,
+    page_token,
+    parse_date,
+    procedure_filter,
+    procedure_list_token,
+    procedure_search_token,
+    request_fingerprint,
+    require_id,
+    search_terms,
+)
 from services.dossier.domain import procedure_search
 from services.dossier.domain.apology import SETTLED_STATES, coverage_percent
 from services.dossier.domain.applicants import ApplicantDirectory
@@ -44,46 +67,19 @@ from services.dossier.domain.lifecycle import (
     dossier_number,
     with_number,
 )
-from services.dossier.domain.procedures import AuthorityLevel, Procedure
-from services.dossier.importer import DossierImporter
-from services.dossier.messages import (
-    AGGREGATE,
-    TOPIC,
-    apology_letter_pb,
-    applicant_kind_of,
-    channel_of,
-    dossier_pb,
-    from_timestamp,
-    procedure_pb,
-    state_of,
-    state_pb,
-    time_unit_pb,
-    timestamp,
-    transition_pb,
-)
-from services.dossier.persistence import save_changed, save_new
+from services.dossier.domain.procedures import Procedure
+from services.dossier.store import dossiers as dossier_store
+from services.dossier.store import letters as letter_store
+from services.dossier.store import procedures as procedure_store
+from services.dossier.store.events import delay_reason_recorded
+from services.dossier.store.outcomes import save_changed, save_new
 
 R = TypeVar("R", bound=Message)
 SERVICE_NAME = "citydata.v1.DossierService"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
-MAX_ID_LENGTH = 64
 MAX_SPAN_DAYS = 366 * 20
 MAX_MISSING_LISTED = 100
-MAX_DELAY_REASON_LENGTH = 1000  # keeps Form 04 on one page
-DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
 DEFAULT_SEARCH_PAGE_SIZE = 20
 MAX_SEARCH_PAGE_SIZE = 100
-MAX_QUERY_LENGTH = 200
-MAX_TOKEN_LENGTH = 512
-MAX_CODE_LENGTH = 32  # procedures.code
-AUTHORITY_LEVELS = {
-    pb.PROCEDURE_AUTHORITY_LEVEL_CITY: AuthorityLevel.CITY,
-    pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT: AuthorityLevel.DISTRICT,
-    pb.PROCEDURE_AUTHORITY_LEVEL_COMMUNE: AuthorityLevel.COMMUNE,
-}
-ONLINE_LEVELS = (2, 3, 4)
-MAX_PROCESSING_DAYS = 1000
 
 
 class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
@@ -105,8 +101,8 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def SubmitDossier(self, request: pb.SubmitDossierRequest, context: Any) -> pb.SubmitDossierResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "procedure_code", request.procedure_code)
-        _require_id(bad, "applicant_registry_id", request.applicant_registry_id)
+        require_id(bad, "procedure_code", request.procedure_code)
+        require_id(bad, "applicant_registry_id", request.applicant_registry_id)
         kind, channel = applicant_kind_of(request.applicant_kind), channel_of(request.channel)
         if kind is None:
             bad.add("applicant_kind", "required: CITIZEN or BUSINESS")
@@ -116,7 +112,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         assert kind is not None and channel is not None
 
         def action(uow: UnitOfWork) -> pb.SubmitDossierResponse:
-            procedure = store.get_procedure(uow.session, request.procedure_code)
+            procedure = procedure_store.get_procedure(uow.session, request.procedure_code)
             if procedure is None:
                 raise InvalidArgument([FieldViolation("procedure_code", "no procedure with this code")])
             if not self._applicants.exists(kind, request.applicant_registry_id):
@@ -127,7 +123,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
             new = NewDossier(str(uuid4()), "", request.applicant_registry_id, kind, channel)
             submitted = self._lifecycle.submit(new, procedure, now)
             key = (procedure.agency_code, now.astimezone(LOCAL_TIME).date())
-            sequence = store.reserve_numbers(uow.session, {key: 1})[key]
+            sequence = dossier_store.reserve_numbers(uow.session, {key: 1})[key]
             outcome = with_number(submitted, dossier_number(procedure.agency_code, now, sequence))
             save_new(uow, [outcome])
             return pb.SubmitDossierResponse(dossier=dossier_pb(outcome.dossier))
@@ -166,7 +162,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
     def _step(self, method: str, request: Any, response_type: type[R], command: Command) -> R:
         """One lifecycle step on a locked dossier; an invalid one rolls back and changes nothing."""
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
 
         def action(uow: UnitOfWork) -> R:
@@ -182,20 +178,20 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         self, request: pb.RecordDelayReasonRequest, context: Any
     ) -> pb.RecordDelayReasonResponse:
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         reason = unicodedata.normalize("NFC", request.reason.strip())  # as printed: composed diacritics
-        _check_delay_reason(bad, reason)
+        check_delay_reason(bad, reason)
         bad.raise_if_any()
 
         def action(uow: UnitOfWork) -> pb.RecordDelayReasonResponse:
             # The letter's lock: either the letter (issued after this commits) prints this
             # reason, or it was issued first and this call is refused.
-            store.lock_letter(uow.session, request.dossier_id)
+            letter_store.lock_letter(uow.session, request.dossier_id)
             dossier = _dossier(uow.session, request.dossier_id)
             _ensure_reason_still_matters(uow.session, dossier)
             now = self._clock.now()
-            store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
-            uow.publish(_delay_reason_event(dossier, reason, now))
+            letter_store.record_delay_reason(uow.session, dossier.dossier_id, reason, now)
+            uow.publish(delay_reason_recorded(dossier, reason, now))
             return pb.RecordDelayReasonResponse(
                 dossier_id=dossier.dossier_id, reason=reason, recorded_at=timestamp(now)
             )
@@ -213,31 +209,31 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetDossier(self, request: pb.GetDossierRequest, context: Any) -> pb.GetDossierResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
-            entries = store.timeline(uow.session, dossier.dossier_id)
+            entries = dossier_store.timeline(uow.session, dossier.dossier_id)
         return pb.GetDossierResponse(dossier=dossier_pb(dossier), timeline=[transition_pb(t) for t in entries])
 
     def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> pb.ListDossiersResponse:  # noqa: N802
-        where, after, size = _list_query(request)
+        where, after, size = list_query(request)
         with self._new_uow() as uow:
-            page = store.list_dossiers(uow.session, where, after, size + 1)
+            page = dossier_store.list_dossiers(uow.session, where, after, size + 1)
         response = pb.ListDossiersResponse(dossiers=[dossier_pb(d) for d in page[:size]])
         if len(page) > size:
-            response.next_page_token = _page_token(page[size - 1], where)
+            response.next_page_token = page_token(page[size - 1], where)
         return response
 
     def GetDueDate(self, request: pb.GetDueDateRequest, context: Any) -> pb.GetDueDateResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "procedure_code", request.procedure_code)
+        require_id(bad, "procedure_code", request.procedure_code)
         if not request.HasField("received_at"):
             bad.add("received_at", "required")
         bad.raise_if_any()
         with self._new_uow() as uow:
             procedure = _procedure(uow.session, request.procedure_code)
-        due = procedure.due_at(self._lifecycle.calendar, from_timestamp(request.received_at))
+        due = procedure.due_at(self._lifecycle.calendar, to_datetime(request.received_at))
         return pb.GetDueDateResponse(
             due_at=timestamp(due),
             processing_time=procedure.processing_time,
@@ -246,8 +242,8 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetWorkingDays(self, request: pb.GetWorkingDaysRequest, context: Any) -> pb.GetWorkingDaysResponse:  # noqa: N802
         bad = ViolationCollector()
-        start = _date(bad, "start_date", request.start_date)
-        end = _date(bad, "end_date", request.end_date)
+        start = parse_date(bad, "start_date", request.start_date)
+        end = parse_date(bad, "end_date", request.end_date)
         if start and end and abs((end - start).days) > MAX_SPAN_DAYS:
             bad.add("end_date", f"at most {MAX_SPAN_DAYS} days from start_date")
         bad.raise_if_any()
@@ -256,11 +252,11 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetApologyLetter(self, request: pb.GetApologyLetterRequest, context: Any) -> pb.GetApologyLetterResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "dossier_id", request.dossier_id)
+        require_id(bad, "dossier_id", request.dossier_id)
         bad.raise_if_any()
         with self._new_uow() as uow:
             dossier = _dossier(uow.session, request.dossier_id)
-            letter = store.get_letter(uow.session, dossier.dossier_id)
+            letter = letter_store.get_letter(uow.session, dossier.dossier_id)
         if letter is None:
             raise NotFound("apology letter", request.dossier_id)
         return pb.GetApologyLetterResponse(letter=apology_letter_pb(letter, dossier.number))
@@ -268,9 +264,9 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
     def GetApologyCoverage(  # noqa: N802
         self, request: pb.GetApologyCoverageRequest, context: Any
     ) -> pb.GetApologyCoverageResponse:
-        where = _coverage_filter(request)
+        where = coverage_filter(request)
         with self._new_uow() as uow:
-            coverage = store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
+            coverage = letter_store.apology_coverage(uow.session, where, MAX_MISSING_LISTED + 1)
         return pb.GetApologyCoverageResponse(
             overdue_dossiers=coverage.overdue,
             letters_issued=coverage.issued,
@@ -281,7 +277,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> pb.GetProcedureResponse:  # noqa: N802
         bad = ViolationCollector()
-        _require_id(bad, "code", request.code)
+        require_id(bad, "code", request.code)
         bad.raise_if_any()
         with self._new_uow() as uow:
             procedure = _procedure(uow.session, request.code)
@@ -289,32 +285,32 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
 
     def ListProcedures(self, request: pb.ListProceduresRequest, context: Any) -> pb.ListProceduresResponse:  # noqa: N802
         bad = ViolationCollector()
-        where, fingerprint = _procedure_filter(bad, request.filter, self._today())
-        size = _page_size(bad, request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
+        where, fingerprint = procedure_filter(bad, request.filter, self._today())
+        size = page_size(bad, request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = procedure_list_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
-            page = store.list_procedures(uow.session, where, after, size + 1)
-            total = store.count_matching_procedures(uow.session, where)
+            page = procedure_store.list_procedures(uow.session, where, after, size + 1)
+            total = procedure_store.count_matching_procedures(uow.session, where)
         response = pb.ListProceduresResponse(procedures=[procedure_pb(p) for p in page[:size]], total_size=total)
         if len(page) > size:
-            response.next_page_token = _encode_token({"c": page[size - 1].code, "f": fingerprint})
+            response.next_page_token = encode_token({"c": page[size - 1].code, "f": fingerprint})
         return response
 
     def SearchProcedures(  # noqa: N802
         self, request: pb.SearchProceduresRequest, context: Any
     ) -> pb.SearchProceduresResponse:
         bad = ViolationCollector()
-        terms = _search_terms(bad, request.query)
-        where, filter_fingerprint = _procedure_filter(bad, request.filter, self._today())
-        size = _page_size(bad, request.page_size, DEFAULT_SEARCH_PAGE_SIZE, MAX_SEARCH_PAGE_SIZE)
-        fingerprint = _fingerprint((terms, filter_fingerprint))
-        after = _procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
+        terms = search_terms(bad, request.query)
+        where, filter_fingerprint = procedure_filter(bad, request.filter, self._today())
+        size = page_size(bad, request.page_size, DEFAULT_SEARCH_PAGE_SIZE, MAX_SEARCH_PAGE_SIZE)
+        fingerprint = request_fingerprint((terms, filter_fingerprint))
+        after = procedure_search_token(bad, request.page_token, fingerprint) if request.page_token else None
         bad.raise_if_any()
         with self._new_uow() as uow:
-            candidates = store.procedure_names(uow.session, where)
+            candidates = procedure_store.procedure_names(uow.session, where)
             ranked = _ranked(terms, candidates, after)
-            found = store.get_procedures(uow.session, [code for code, _score in ranked[:size]])
+            found = procedure_store.get_procedures(uow.session, [code for code, _score in ranked[:size]])
         response = pb.SearchProceduresResponse(
             results=[
                 pb.ProcedureSearchResult(procedure=procedure_pb(found[code]), score=score)
@@ -324,7 +320,7 @@ class DossierServicer(dossier_pb2_grpc.DossierServiceServicer):
         )
         if len(ranked) > size:
             code, score = ranked[size - 1]
-            response.next_page_token = _encode_token({"s": score, "c": code, "f": fingerprint})
+            response.next_page_token = encode_token({"s": score, "c": code, "f": fingerprint})
         return response
 
     def _today(self) -> date:
@@ -338,32 +334,16 @@ def add_to_server(servicer: DossierServicer, server: grpc.Server) -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _require_id(bad: ViolationCollector, name: str, value: str) -> None:
-    if not value.strip():
-        bad.add(name, "required")
-    elif len(value) > MAX_ID_LENGTH:
-        bad.add(name, f"at most {MAX_ID_LENGTH} characters")
-
-
 def _dossier(session: Session, dossier_id: str, for_update: bool = False) -> Dossier:
-    dossier = store.get_dossier(session, dossier_id, for_update=for_update)
+    dossier = dossier_store.get_dossier(session, dossier_id, for_update=for_update)
     if dossier is None:
         raise NotFound("dossier", dossier_id)
     return dossier
 
 
-def _check_delay_reason(bad: ViolationCollector, reason: str) -> None:
-    if not reason:
-        bad.add("reason", "required")
-    elif len(reason) > MAX_DELAY_REASON_LENGTH:
-        bad.add("reason", f"at most {MAX_DELAY_REASON_LENGTH} characters")
-    elif any(not character.isprintable() and character not in "\r\n" for character in reason):
-        bad.add("reason", "no control characters other than line breaks")
-
-
 def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
     """A reason is for a letter still to be written, about a dossier that is or can be late."""
-    if store.letter_exists(session, dossier.dossier_id):
+    if letter_store.letter_exists(session, dossier.dossier_id):
         raise FailedPrecondition(
             f"the apology letter of dossier {dossier.number} is already issued and signed with its reason",
             reason="APOLOGY_ALREADY_ISSUED",
@@ -378,149 +358,11 @@ def _ensure_reason_still_matters(session: Session, dossier: Dossier) -> None:
         )
 
 
-def _delay_reason_event(dossier: Dossier, reason: str, at: datetime) -> OutboundEvent:
-    header = pb.DossierEventHeader(
-        dossier_id=dossier.dossier_id,
-        number=dossier.number,
-        procedure_code=dossier.procedure_code,
-        agency_code=dossier.agency_code,
-        state=state_pb(dossier.state),  # type: ignore[arg-type]
-        occurred_at=timestamp(at),
-        received_at=timestamp(dossier.received_at),
-        due_at=timestamp(dossier.due_at),
-        applicant_registry_id=dossier.applicant_registry_id,
-        imported=dossier.imported,
-    )
-    payload = pb.DossierDelayReasonRecorded(header=header, reason=reason)
-    return OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, DELAY_REASON_RECORDED, payload, time=at)
-
-
 def _procedure(session: Session, code: str) -> Procedure:
-    procedure = store.get_procedure(session, code)
+    procedure = procedure_store.get_procedure(session, code)
     if procedure is None:
         raise NotFound("procedure", code)
     return procedure
-
-
-def _date(bad: ViolationCollector, name: str, text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        bad.add(name, f"expected YYYY-MM-DD, got {text!r}")
-        return None
-
-
-def _list_query(request: pb.ListDossiersRequest) -> tuple[store.DossierFilter, tuple[datetime, str] | None, int]:
-    bad = ViolationCollector()
-    if request.page_size < 0:
-        bad.add("page_size", "must not be negative")
-    states = []
-    for index, value in enumerate(request.states):
-        state = state_of(value) if value in pb.DossierState.values() else None
-        if state is None:
-            bad.add(f"states[{index}]", "not a dossier state")
-        else:
-            states.append(state)
-    where = store.DossierFilter(
-        agency_code=request.agency_code,
-        states=tuple(states),
-        overdue=request.overdue if request.HasField("overdue") else None,
-        received_from=from_timestamp(request.received_from) if request.HasField("received_from") else None,
-        received_to=from_timestamp(request.received_to) if request.HasField("received_to") else None,
-    )
-    after = _parse_page_token(bad, request.page_token, where) if request.page_token else None
-    bad.raise_if_any()
-    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return where, after, size
-
-
-def _coverage_filter(request: pb.GetApologyCoverageRequest) -> store.CoverageFilter:
-    bad = ViolationCollector()
-    if len(request.agency_code) > MAX_ID_LENGTH:
-        bad.add("agency_code", f"at most {MAX_ID_LENGTH} characters")
-    received_from = from_timestamp(request.received_from) if request.HasField("received_from") else None
-    received_to = from_timestamp(request.received_to) if request.HasField("received_to") else None
-    if received_from and received_to and received_to <= received_from:
-        bad.add("received_to", "must be after received_from")
-    bad.raise_if_any()
-    return store.CoverageFilter(request.agency_code, received_from, received_to)
-
-
-def _filter_fingerprint(where: store.DossierFilter) -> str:
-    return hashlib.sha256(repr(where).encode()).hexdigest()[:16]
-
-
-def _page_token(last: Dossier, where: store.DossierFilter) -> str:
-    body = {"r": last.received_at.isoformat(), "i": last.dossier_id, "f": _filter_fingerprint(where)}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
-
-
-def _parse_page_token(bad: ViolationCollector, token: str, where: store.DossierFilter) -> tuple[datetime, str] | None:
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-        after = (datetime.fromisoformat(body["r"]), str(body["i"]))
-        fingerprint = body["f"]
-    except (ValueError, KeyError, TypeError):
-        bad.add("page_token", "not a token from ListDossiers")
-        return None
-    if fingerprint != _filter_fingerprint(where):
-        bad.add("page_token", "was issued for different filters")
-        return None
-    return after
-
-
-# --- procedure browsing ---------------------------------------------------------------------
-
-
-def _procedure_filter(
-    bad: ViolationCollector, message: pb.ProcedureFilter, today: date
-) -> tuple[store.ProcedureFilter, str]:
-    """The store's filter, and a fingerprint of the request's filter for page tokens (without
-    today's date, so a page token stays valid across midnight)."""
-    if len(message.agency_code) > MAX_ID_LENGTH:
-        bad.add("filter.agency_code", f"at most {MAX_ID_LENGTH} characters")
-    level = None
-    if message.authority_level != pb.PROCEDURE_AUTHORITY_LEVEL_UNSPECIFIED:
-        level = AUTHORITY_LEVELS.get(message.authority_level)
-        if level is None:
-            bad.add("filter.authority_level", "not an authority level")
-    if message.min_online_level and message.min_online_level not in ONLINE_LEVELS:
-        bad.add("filter.min_online_level", "must be 2, 3 or 4 (0 for any)")
-    if not 0 <= message.max_processing_days <= MAX_PROCESSING_DAYS:
-        bad.add("filter.max_processing_days", f"must be between 0 (no limit) and {MAX_PROCESSING_DAYS}")
-    where = store.ProcedureFilter(
-        agency_code=message.agency_code,
-        authority_level=level,
-        min_online_level=message.min_online_level,
-        max_processing_days=message.max_processing_days,
-        in_force_on=None if message.include_abolished else today,
-    )
-    fingerprint = _fingerprint(
-        (
-            message.agency_code,
-            message.authority_level,
-            message.min_online_level,
-            message.max_processing_days,
-            message.include_abolished,
-        )
-    )
-    return where, fingerprint
-
-
-def _page_size(bad: ViolationCollector, requested: int, default: int, largest: int) -> int:
-    if requested < 0:
-        bad.add("page_size", "must not be negative")
-    return min(requested or default, largest) if requested >= 0 else default
-
-
-def _search_terms(bad: ViolationCollector, query: str) -> tuple[str, ...]:
-    if len(query) > MAX_QUERY_LENGTH:
-        bad.add("query", f"at most {MAX_QUERY_LENGTH} characters")
-        return ()
-    terms = procedure_search.search_terms(query)
-    if not terms:
-        bad.add("query", "enter at least one word of the procedure's name")
-    return terms
 
 
 def _ranked(
@@ -533,43 +375,3 @@ def _ranked(
         return ordered
     last_score, last_code = after
     return [(code, score) for code, score in ordered if (-score, code) > (-last_score, last_code)]
-
-
-def _fingerprint(value: object) -> str:
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
-
-
-def _encode_token(body: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
-
-
-def _decode_token(token: str, fingerprint: str) -> dict[str, Any] | None:
-    """The token's body when it is one of ours for the same request, None otherwise."""
-    if len(token) > MAX_TOKEN_LENGTH:  # ours are short; a huge one is not worth decoding
-        return None
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    if not isinstance(body, dict) or body.get("f") != fingerprint:
-        return None
-    return body
-
-
-def _procedure_list_token(bad: ViolationCollector, token: str, fingerprint: str) -> str | None:
-    body = _decode_token(token, fingerprint)
-    code = body.get("c") if body else None
-    # The body is readable to anyone: a crafted one must not reach SQL with a NUL or a novel in it.
-    if not isinstance(code, str) or len(code) > MAX_CODE_LENGTH or not code.isprintable():
-        bad.add("page_token", "not a token ListProcedures returned for this filter; start again without one")
-        return None
-    return code
-
-
-def _procedure_search_token(bad: ViolationCollector, token: str, fingerprint: str) -> tuple[float, str] | None:
-    body = _decode_token(token, fingerprint)
-    score, code = (body.get("s"), body.get("c")) if body else (None, None)
-    if isinstance(score, bool) or not isinstance(score, int | float) or not isinstance(code, str):
-        bad.add("page_token", "not a token SearchProcedures returned for this query; start again without one")
-        return None
-    return float(score), code

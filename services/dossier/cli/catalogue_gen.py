@@ -1,6 +1,6 @@
 """Generates the shipped procedure catalogue (data/procedures.csv), deterministically.
 
-    python -m services.dossier.catalogue_gen [--out services/dossier/data/procedures.csv]
+    python -m services.dossier.cli.catalogue_gen [--out services/dossier/data/procedures.csv]
 
 The real city catalogue is not public as a file; this one has its shape: 1,733 procedures in
 force (1,421 city / 199 district / 113 commune; 454 at online level 3, 351 at level 4, the rest
@@ -26,7 +26,7 @@ from services.dossier.domain.procedures import (
     procedure_row,
 )
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "procedures.csv"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "data" / "procedures.csv"
 SEED = 20250124
 IN_FORCE = {AuthorityLevel.CITY: 1421, AuthorityLevel.DISTRICT: 199, AuthorityLevel.COMMUNE: 113}
 LEVEL_4 = 351
@@ -209,7 +209,7 @@ def write_catalogue(procedures: Sequence[Procedure], out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m services.dossier.catalogue_gen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m services.dossier.cli.catalogue_gen", description=__doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)

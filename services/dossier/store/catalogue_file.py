@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from kit.agencies import AgencyDirectory, directory
 from kit.errors import InvalidArgument
-from services.dossier import store
 from services.dossier.domain.procedures import CATALOGUE_COLUMNS, Procedure, parse_procedure
+from services.dossier.store import procedures as procedure_store
 
-SHIPPED_CATALOGUE = Path(__file__).resolve().parent / "data" / "procedures.csv"
+SHIPPED_CATALOGUE = Path(__file__).resolve().parents[1] / "data" / "procedures.csv"
 
 
 class CatalogueFileError(Exception):
@@ -73,4 +73,4 @@ def _unknown_agency(procedure: Procedure, agencies: AgencyDirectory) -> str:
 
 def load_catalogue(session: Session, procedures: list[Procedure], chunk: int = 500) -> None:
     for start in range(0, len(procedures), chunk):
-        store.upsert_procedures(session, procedures[start : start + chunk])
+        procedure_store.upsert_procedures(session, procedures[start : start + chunk])

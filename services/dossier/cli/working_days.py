@@ -1,9 +1,9 @@
 """Ask the working-day calendar from a shell.
 
-    python -m services.dossier.calendar_cli due --received 2025-01-24T16:00+07:00 --days 3
-    python -m services.dossier.calendar_cli due --received 2025-01-24T16:00+07:00 --hours 8
-    python -m services.dossier.calendar_cli between 2025-01-20 2025-02-10
-    python -m services.dossier.calendar_cli day 2026-01-02
+    python -m services.dossier.cli.working_days due --received 2025-01-24T16:00+07:00 --days 3
+    python -m services.dossier.cli.working_days due --received 2025-01-24T16:00+07:00 --hours 8
+    python -m services.dossier.cli.working_days between 2025-01-20 2025-02-10
+    python -m services.dossier.cli.working_days day 2026-01-02
 
 Every subcommand takes --data-dir (announced-days directory) and --office-hours HH:MM-HH:MM.
 Errors print one line to stderr and exit with status 2.
@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, default=None, help="directory of <year>.json announcements")
     common.add_argument("--office-hours", default="07:30-17:00", help="local office hours, HH:MM-HH:MM")
     parser = argparse.ArgumentParser(
-        prog="python -m services.dossier.calendar_cli",
+        prog="python -m services.dossier.cli.working_days",
         description="Vietnamese working-day calendar for dossier deadlines.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -1,9 +1,10 @@
-"""Domain values ↔ citydata.v1 protobuf messages, and domain events → outbox events."""
+"""Domain events → citydata.v1 outbox events on `citydata.dossier.v1` (written in the caller's
+transaction), and the protobuf timestamps and enum numbers they are built from."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
@@ -11,6 +12,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.events import OutboundEvent, current_trace_headers
+from kit.proto_time import EPOCH, optional_timestamp, timestamp
 from services.dossier.domain.lifecycle import (
     APOLOGY_REQUIRED,
     EVENT_TYPES,
@@ -21,154 +23,31 @@ from services.dossier.domain.lifecycle import (
     DossierEvent,
     Outcome,
     State,
-    Transition,
 )
-from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
-from services.dossier.store import StoredLetter
+from services.dossier.store.letters import StoredLetter
 
 TOPIC = "citydata.dossier.v1"
 AGGREGATE = "dossier"
 IMPORTED = "dossier.imported"
 _OVERDUE = EVENT_TYPES[Action.OVERDUE]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # naive: local time, as datetime.astimezone reads it
-        value = value.astimezone(UTC)
-    # exact integer arithmetic, and a bulk import builds a dozen of these per dossier
-    since = value - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
-
-
-def from_timestamp(stamp: Timestamp) -> datetime:
-    # what Timestamp.ToDatetime(tzinfo=UTC) gives, without its generic path (a dozen per imported row)
-    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
-
-
-_STATE_NUMBERS = {state: int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}")) for state in State}
+STATE_NUMBERS = {state: int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}")) for state in State}
 
 
 def state_pb(state: State) -> int:
-    return _STATE_NUMBERS[state]
-
-
-def state_of(value: int) -> State | None:
-    if value in _STATES_BY_NUMBER:  # a dict look-up: bulk imports read every row's
-        return _STATES_BY_NUMBER[value]
-    name = pb.DossierState.Name(value).removeprefix("DOSSIER_STATE_")
-    return State(name) if name != "UNSPECIFIED" else None
+    return STATE_NUMBERS[state]
 
 
 def channel_pb(channel: Channel) -> int:
-    return _CHANNEL_NUMBERS[channel]
-
-
-def channel_of(value: int) -> Channel | None:
-    if value in _CHANNELS_BY_NUMBER:
-        return _CHANNELS_BY_NUMBER[value]
-    name = pb.DossierChannel.Name(value).removeprefix("DOSSIER_CHANNEL_")
-    return Channel(name) if name != "UNSPECIFIED" else None
+    return CHANNEL_NUMBERS[channel]
 
 
 def applicant_kind_pb(kind: ApplicantKind) -> int:
-    return _KIND_NUMBERS[kind]
+    return KIND_NUMBERS[kind]
 
 
-def applicant_kind_of(value: int) -> ApplicantKind | None:
-    if value in _KINDS_BY_NUMBER:
-        return _KINDS_BY_NUMBER[value]
-    name = pb.DossierApplicantKind.Name(value).removeprefix("DOSSIER_APPLICANT_KIND_")
-    return ApplicantKind(name) if name != "UNSPECIFIED" else None
-
-
-_CHANNEL_NUMBERS = {c: int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{c.value}")) for c in Channel}
-_KIND_NUMBERS = {k: int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{k.value}")) for k in ApplicantKind}
-_STATES_BY_NUMBER: dict[int, State | None] = {0: None, **{n: s for s, n in _STATE_NUMBERS.items()}}
-_CHANNELS_BY_NUMBER: dict[int, Channel | None] = {0: None, **{n: c for c, n in _CHANNEL_NUMBERS.items()}}
-_KINDS_BY_NUMBER: dict[int, ApplicantKind | None] = {0: None, **{n: k for k, n in _KIND_NUMBERS.items()}}
-
-
-def enum_number(enum_type: Any, prefix: str, value: int) -> bool:
-    """Whether `value` is a defined, non-zero number of the enum (unknown numbers are bad input)."""
-    return value != 0 and value in enum_type.values() and enum_type.Name(value).startswith(prefix)
-
-
-def dossier_pb(dossier: Dossier) -> pb.Dossier:
-    return pb.Dossier(
-        dossier_id=dossier.dossier_id,
-        number=dossier.number,
-        procedure_code=dossier.procedure_code,
-        agency_code=dossier.agency_code,
-        applicant_registry_id=dossier.applicant_registry_id,
-        applicant_kind=applicant_kind_pb(dossier.applicant_kind),  # type: ignore[arg-type]
-        channel=channel_pb(dossier.channel),  # type: ignore[arg-type]
-        state=state_pb(dossier.state),  # type: ignore[arg-type]
-        received_at=timestamp(dossier.received_at),
-        clock_started_at=timestamp(dossier.clock_started_at),
-        due_at=timestamp(dossier.due_at),
-        resolved_at=timestamp(dossier.resolved_at),
-        on_time=bool(dossier.on_time),
-        working_days_used=dossier.working_days_used or 0,
-        missed_deadlines=dossier.missed_deadlines,
-        reason=dossier.reason,
-        payment_reference=dossier.payment_reference,
-        paid_amount_vnd=dossier.paid_amount_vnd,
-        update_time=timestamp(dossier.updated_at),
-    )
-
-
-def transition_pb(transition: Transition) -> pb.DossierTransition:
-    return pb.DossierTransition(
-        action=transition.action.value,
-        from_state=state_pb(transition.from_state),  # type: ignore[arg-type]
-        to_state=state_pb(transition.to_state),  # type: ignore[arg-type]
-        occurred_at=timestamp(transition.at),
-        note=transition.note,
-    )
-
-
-def procedure_pb(procedure: Procedure) -> pb.Procedure:
-    levels = {
-        AuthorityLevel.CITY: pb.PROCEDURE_AUTHORITY_LEVEL_CITY,
-        AuthorityLevel.DISTRICT: pb.PROCEDURE_AUTHORITY_LEVEL_DISTRICT,
-        AuthorityLevel.COMMUNE: pb.PROCEDURE_AUTHORITY_LEVEL_COMMUNE,
-    }
-    return pb.Procedure(
-        code=procedure.code,
-        name=procedure.name,
-        field=procedure.field,
-        authority_level=levels[procedure.authority_level],
-        agency_code=procedure.agency_code,
-        processing_time=procedure.processing_time,
-        time_unit=time_unit_pb(procedure.time_unit),  # type: ignore[arg-type]
-        online_level=procedure.online_level,
-        fee_vnd=procedure.fee_vnd,
-        abolished_from=procedure.abolished_from.isoformat() if procedure.abolished_from else "",
-    )
-
-
-def apology_letter_pb(letter: StoredLetter, dossier_number: str) -> pb.ApologyLetter:
-    return pb.ApologyLetter(
-        letter_id=letter.letter_id,
-        dossier_id=letter.dossier_id,
-        pdf=letter.pdf,
-        issued_at=timestamp(letter.issued_at),
-        new_appointment_at=timestamp(letter.new_appointment_at),
-        reason=letter.reason,
-        signature_status=pb.APOLOGY_LETTER_SIGNATURE_STATUS_SIGNED,
-        sha256=letter.sha256,
-        signer_serial=letter.signer_serial,
-        signed_at=timestamp(letter.signed_at),
-        dossier_number=dossier_number,
-        letter_number=letter.letter_number or "",
-    )
-
-
-def time_unit_pb(unit: TimeUnit) -> int:
-    return int(pb.ProcedureTimeUnit.Value(f"PROCEDURE_TIME_UNIT_{unit.value}"))
+CHANNEL_NUMBERS = {c: int(pb.DossierChannel.Value(f"DOSSIER_CHANNEL_{c.value}")) for c in Channel}
+KIND_NUMBERS = {k: int(pb.DossierApplicantKind.Value(f"DOSSIER_APPLICANT_KIND_{k.value}")) for k in ApplicantKind}
 
 
 # --- events ---------------------------------------------------------------------------------
@@ -187,7 +66,7 @@ def _dossier_header(dossier: Dossier, at: datetime) -> pb.DossierEventHeader:
         state=state_pb(dossier.state),  # type: ignore[arg-type]
         occurred_at=timestamp(at),
         received_at=timestamp(dossier.received_at),
-        due_at=timestamp(dossier.due_at),
+        due_at=optional_timestamp(dossier.due_at),
         applicant_registry_id=dossier.applicant_registry_id,
         imported=dossier.imported,
     )
@@ -257,8 +136,8 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
     if last_step_at is None:
         last_step_at = dossier.received_at
     payload = pb.DossierImported(
-        channel=_CHANNEL_NUMBERS[dossier.channel],  # type: ignore[arg-type]
-        applicant_kind=_KIND_NUMBERS[dossier.applicant_kind],  # type: ignore[arg-type]
+        channel=CHANNEL_NUMBERS[dossier.channel],  # type: ignore[arg-type]
+        applicant_kind=KIND_NUMBERS[dossier.applicant_kind],  # type: ignore[arg-type]
         import_key=import_key,
         on_time=bool(dossier.on_time),
         working_days_used=dossier.working_days_used or 0,
@@ -268,8 +147,8 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
     for transition in outcome.transitions:
         entry = add_transition(
             action=transition.action.value,
-            from_state=_STATE_NUMBERS[transition.from_state],  # type: ignore[arg-type]
-            to_state=_STATE_NUMBERS[transition.to_state],  # type: ignore[arg-type]
+            from_state=STATE_NUMBERS[transition.from_state],  # type: ignore[arg-type]
+            to_state=STATE_NUMBERS[transition.to_state],  # type: ignore[arg-type]
             note=transition.note,
         )
         _stamp(entry.occurred_at, transition.at)
@@ -290,7 +169,7 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
         apology = pb.DossierApologyRequired(
             missed_due_at=timestamp(event.details["missed_due_at"]),  # type: ignore[arg-type]
             applicant_registry_id=event.dossier.applicant_registry_id,
-            applicant_kind=_KIND_NUMBERS[event.dossier.applicant_kind],  # type: ignore[arg-type]
+            applicant_kind=KIND_NUMBERS[event.dossier.applicant_kind],  # type: ignore[arg-type]
         )
         _fill_header(apology.header, event.dossier, event.at, dossier.number)
         events.append(OutboundEvent(TOPIC, AGGREGATE, ident, APOLOGY_REQUIRED, apology, event.at, trace=traced))
@@ -303,7 +182,7 @@ def _fill_header(header: pb.DossierEventHeader, dossier: Dossier, at: datetime, 
     header.number = number
     header.procedure_code = dossier.procedure_code
     header.agency_code = dossier.agency_code
-    header.state = _STATE_NUMBERS[dossier.state]  # type: ignore[assignment]
+    header.state = STATE_NUMBERS[dossier.state]  # type: ignore[assignment]
     _stamp(header.occurred_at, at)
     _stamp(header.received_at, dossier.received_at)
     if dossier.due_at is not None:
@@ -313,9 +192,39 @@ def _fill_header(header: pb.DossierEventHeader, dossier: Dossier, at: datetime, 
 
 
 def _stamp(target: Timestamp, value: datetime) -> None:
-    """`timestamp(value)` written into an existing (sub)message."""
+    """`kit.proto_time.timestamp(value)` written into an existing (sub)message (a bulk import
+    fills a dozen per row); a naive value is UTC, as there."""
     if value.tzinfo is None:
-        value = value.astimezone(UTC)
-    since = value - _EPOCH
+        value = value.replace(tzinfo=UTC)
+    since = value - EPOCH
     target.seconds = since.days * 86_400 + since.seconds
     target.nanos = since.microseconds * 1000
+
+
+APOLOGY_ISSUED = "dossier.apology_issued"
+
+
+def apology_issued(letter: StoredLetter, required: pb.DossierApologyRequired) -> OutboundEvent:
+    """dossier.apology_issued for a letter just stored, timed when the letter was issued."""
+    header = required.header
+    payload = pb.DossierApologyIssued(
+        dossier_id=letter.dossier_id,
+        number=header.number,
+        agency_code=letter.agency_code,
+        procedure_code=header.procedure_code,
+        letter_id=letter.letter_id,
+        sha256=letter.sha256,
+        issued_at=timestamp(letter.issued_at),
+        new_appointment_at=timestamp(letter.new_appointment_at),
+        letter_number=letter.letter_number or "",
+    )
+    return OutboundEvent(TOPIC, AGGREGATE, letter.dossier_id, APOLOGY_ISSUED, payload, time=letter.issued_at)
+
+
+DELAY_REASON_RECORDED = "dossier.delay_reason_recorded"
+
+
+def delay_reason_recorded(dossier: Dossier, reason: str, at: datetime) -> OutboundEvent:
+    """dossier.delay_reason_recorded (RecordDelayReason), timed when the reason was recorded."""
+    payload = pb.DossierDelayReasonRecorded(header=_dossier_header(dossier, at), reason=reason)
+    return OutboundEvent(TOPIC, AGGREGATE, dossier.dossier_id, DELAY_REASON_RECORDED, payload, time=at)

@@ -25,7 +25,8 @@ from kit.db import UnitOfWork
 from kit.deadlines.calendar import local_date
 from kit.errors import DomainError, Unavailable
 from kit.events import uuid4_text
-from services.dossier import store
+from kit.proto_time import to_datetime
+from services.dossier.api.mapping import applicant_kind_of, channel_of, state_of
 from services.dossier.domain.applicants import ApplicantDirectory
 from services.dossier.domain.importing import ImportedStep, ImportRowError, RawStep, replay, replay_fast
 from services.dossier.domain.lifecycle import (
@@ -47,8 +48,9 @@ from services.dossier.domain.lifecycle import (
     dossier_number,
 )
 from services.dossier.domain.procedures import Procedure
-from services.dossier.messages import applicant_kind_of, channel_of, from_timestamp, state_of
-from services.dossier.persistence import save_imported
+from services.dossier.store import dossiers as dossier_store
+from services.dossier.store import procedures as procedure_store
+from services.dossier.store.outcomes import save_imported
 
 MAX_LISTED_FAILURES = 10_000
 MAX_KEY_LENGTH = 128
@@ -130,7 +132,7 @@ class DossierImporter:
         now = self._clock.now()
         result = _ChunkResult()
         with self._new_uow() as uow:
-            done = store.imported_keys(uow.session, [r.message.import_key for r in chunk])
+            done = dossier_store.imported_keys(uow.session, [r.message.import_key for r in chunk])
             self._load_procedures(uow, chunk)
             checked: list[tuple[_Row, Procedure, ApplicantKind]] = []
             for row in chunk:
@@ -165,7 +167,7 @@ class DossierImporter:
     def _load_procedures(self, uow: UnitOfWork, chunk: list[_Row]) -> None:
         missing = {r.message.procedure_code for r in chunk} - self._procedures.keys()
         if missing:
-            found = store.get_procedures(uow.session, missing)
+            found = procedure_store.get_procedures(uow.session, missing)
             self._procedures.update({code: found.get(code) for code in missing})
 
     def _check(self, row: _Row) -> tuple[_Row, Procedure, ApplicantKind]:
@@ -207,7 +209,7 @@ class DossierImporter:
         channel = channel_of(message.channel)
         assert channel is not None  # _check refused the row otherwise
         new = NewDossier(uuid4_text(), "", message.applicant_registry_id, kind, channel, imported=True)
-        received_at = from_timestamp(message.received_at)
+        received_at = to_datetime(message.received_at)
         expected: State | None = state_of(message.state)
         raw = _raw_steps(message.steps)
         if raw is not None:
@@ -225,7 +227,7 @@ class DossierImporter:
         for index, item in enumerate(replayed):
             dossier = item.outcome.dossier
             groups[(dossier.agency_code, local_date(dossier.received_at))].append(index)
-        firsts = store.reserve_numbers(uow.session, {key: len(indexes) for key, indexes in groups.items()})
+        firsts = dossier_store.reserve_numbers(uow.session, {key: len(indexes) for key, indexes in groups.items()})
         numbered: list[Outcome] = [item.outcome for item in replayed]
         for (agency, day), indexes in groups.items():
             first = firsts[(agency, day)]
@@ -249,9 +251,7 @@ def _raw_steps(steps: Iterable[pb.ImportedDossierStep]) -> list[RawStep] | None:
         action = _ACTIONS.get(step.action)
         if action is None or not step.HasField("occurred_at"):
             return None
-        raw.append(
-            RawStep(action, from_timestamp(step.occurred_at), step.note, step.payment_reference, step.amount_vnd)
-        )
+        raw.append(RawStep(action, to_datetime(step.occurred_at), step.note, step.payment_reference, step.amount_vnd))
     return raw
 
 
@@ -261,7 +261,7 @@ def _step(index: int, step: pb.ImportedDossierStep) -> ImportedStep:
         raise ImportRowError(f"steps[{index}].action: unknown action {step.action!r}; one of {sorted(_COMMANDS)}")
     if not step.HasField("occurred_at"):
         raise ImportRowError(f"steps[{index}].occurred_at: required")
-    return ImportedStep(make(step), from_timestamp(step.occurred_at))
+    return ImportedStep(make(step), to_datetime(step.occurred_at))
 
 
 def _fail(response: pb.ImportDossiersResponse, row: _Row, message: str) -> None:

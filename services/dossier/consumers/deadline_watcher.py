@@ -17,9 +17,9 @@ from collections.abc import Callable
 from kit.clock import Clock
 from kit.db import UnitOfWork
 from kit.grpc_server import Worker
-from services.dossier import store
 from services.dossier.domain.lifecycle import Lifecycle
-from services.dossier.persistence import save_changed
+from services.dossier.store import dossiers as dossier_store
+from services.dossier.store.outcomes import save_changed
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class DeadlineWatcher:
         """Settles one batch of passed deadlines; returns how many."""
         with self._new_uow() as uow:
             now = self._clock.now()
-            past_due = store.lock_past_due(uow.session, now, self._batch_size)
+            past_due = dossier_store.lock_past_due(uow.session, now, self._batch_size)
             for dossier in past_due:
                 save_changed(uow, self._lifecycle.settle_deadline(dossier, now))
             uow.commit()
@@ -54,7 +54,7 @@ class DeadlineWatcher:
 
     def seconds_to_next_due(self) -> float:
         with self._new_uow() as uow:
-            due = store.next_due_at(uow.session)
+            due = dossier_store.next_due_at(uow.session)
         if due is None:
             return self._max_sleep
         return min(self._max_sleep, max(0.0, (due - self._clock.now()).total_seconds()))

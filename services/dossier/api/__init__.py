@@ -1,0 +1,1 @@
+"""The gRPC face of the dossier service: the servicer, the bulk importer, request parsing and proto mapping."""

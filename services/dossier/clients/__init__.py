@@ -1,0 +1,1 @@
+"""Other services' stubs the dossier service calls (registry applicants, signing seals): contracts only."""
