@@ -190,18 +190,36 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.session.flush()
-        if self._pending:
-            now = datetime.now(UTC)
-            if len(self._pending) >= OUTBOX_COPY_MIN_ROWS and on_postgres(self.session):
-                # a bulk write's events go straight to COPY records: no dict per row
-                records = (outbox_record(e, self.source, now) for e in self._pending)
-                copy_rows(self.session, self.tables.outbox, OUTBOX_COLUMNS, records)
-            else:
-                write_outbox(self.session, self.tables.outbox, [outbox_row(e, self.source, now) for e in self._pending])
+        write_events(self.session, self.tables.outbox, self.source, self._pending)
         self.session.commit()
         self._committed = True
         if self._pending and self.on_commit is not None:
             self.on_commit()
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """A service's outbox and its CloudEvents source, for code that publishes inside a transaction
+    it does not own: a Kafka handler's batch (kit.consumer hands it the session), so a consumer
+    publishes exactly as a UnitOfWork does and never builds outbox rows itself."""
+
+    table: Table
+    source: str
+
+    def publish(self, session: Session, events: Sequence[OutboundEvent]) -> None:
+        write_events(session, self.table, self.source, events)
+
+
+def write_events(session: Session, outbox: Table, source: str, events: Sequence[OutboundEvent]) -> None:
+    """Events into the outbox in the session's transaction, in order (so `seq` follows it)."""
+    if not events:
+        return
+    now = datetime.now(UTC)  # the row's creation time, for the relay's purge: wall time, not a domain clock
+    if len(events) >= OUTBOX_COPY_MIN_ROWS and on_postgres(session):
+        # a bulk write's events go straight to COPY records: no dict per row
+        copy_rows(session, outbox, OUTBOX_COLUMNS, (outbox_record(e, source, now) for e in events))
+    else:
+        write_outbox(session, outbox, [outbox_row(e, source, now) for e in events])
 
 
 def outbox_row(event: OutboundEvent, source: str, now: datetime) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kit.clock import Clock, SystemClock
 from kit.config import ConfigError, env_bool, env_str
 from kit.consumer import RetryPolicy
+from kit.db import Outbox
 from kit.deadlines.calendar import WorkingCalendar, local_date
 from kit.deadlines.loader import load_calendar
 from kit.grpc_server import ServiceHost, Worker, registrar
@@ -21,7 +22,7 @@ from kit.runtime import ServiceRuntime
 from services.dossier.api.servicer import SERVICE_NAME, DossierServicer, add_to_server
 from services.dossier.clients.registry import RegistryApplicantDirectory
 from services.dossier.clients.signing import DEFAULT_ADDRESS, SigningClient
-from services.dossier.consumers.apology_letters import APOLOGY_CONSUMER, ApologyLetterIssuer, Outbox
+from services.dossier.consumers.apology_letters import APOLOGY_CONSUMER, ApologyLetterIssuer
 from services.dossier.consumers.apology_pdf import font_dir
 from services.dossier.consumers.deadline_watcher import DeadlineWatcher
 from services.dossier.domain.apology import LetterPolicy, coverage_percent

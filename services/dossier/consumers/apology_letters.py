@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 from citydata.v1 import dossier_pb2 as pb
-from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from kit.agencies import AgencyDirectory, directory
 from kit.clock import Clock
-from kit.db import outbox_row
+from kit.db import Outbox
 from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar
 from kit.events import InboundEvent
 from kit.proto_time import to_datetime
@@ -57,14 +54,6 @@ from services.dossier.store.events import apology_issued
 log = logging.getLogger(__name__)
 
 APOLOGY_CONSUMER = "dossier-apology-letters"
-
-
-@dataclass(frozen=True)
-class Outbox:
-    """Where a handler writes its events: the consumer's session is the transaction."""
-
-    table: Table
-    source: str
 
 
 class ApologyLetterIssuer:
@@ -156,5 +145,4 @@ class ApologyLetterIssuer:
     def _publish(
         self, session: Session, letter: letter_store.StoredLetter, required: pb.DossierApologyRequired
     ) -> None:
-        event = apology_issued(letter, required)
-        session.execute(insert(self._outbox.table), [outbox_row(event, self._outbox.source, datetime.now(UTC))])
+        self._outbox.publish(session, [apology_issued(letter, required)])
