@@ -10,21 +10,20 @@ due instant, at most `max_sleep_seconds`; after downtime the first ticks catch u
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.grpc_server import Worker
+from kit.deadline_watch import DeadlineWatch
 from services.dossier.domain.lifecycle import Lifecycle
 from services.dossier.store import dossiers as dossier_store
 from services.dossier.store.outcomes import save_changed
 
-log = logging.getLogger(__name__)
 
+class DeadlineWatcher(DeadlineWatch):
+    worker_name = "dossier-deadline-watcher"
 
-class DeadlineWatcher:
     def __init__(
         self,
         new_uow: Callable[[], UnitOfWork],
@@ -34,12 +33,9 @@ class DeadlineWatcher:
         batch_size: int = 200,
         max_sleep_seconds: float = 1.0,
     ) -> None:
+        super().__init__(clock, batch_size=batch_size, max_sleep_seconds=max_sleep_seconds)
         self._new_uow = new_uow
         self._lifecycle = lifecycle
-        self._clock = clock
-        self._batch_size = batch_size
-        self._max_sleep = max_sleep_seconds
-        self.emitted = 0
 
     def tick(self) -> int:
         """Settles one batch of passed deadlines; returns how many."""
@@ -52,26 +48,6 @@ class DeadlineWatcher:
         self.emitted += len(past_due)
         return len(past_due)
 
-    def seconds_to_next_due(self) -> float:
+    def next_due_at(self) -> datetime | None:
         with self._new_uow() as uow:
-            due = dossier_store.next_due_at(uow.session)
-        if due is None:
-            return self._max_sleep
-        return min(self._max_sleep, max(0.0, (due - self._clock.now()).total_seconds()))
-
-    def run(self, stop: threading.Event) -> None:
-        log.info("deadline watcher started")
-        while not stop.is_set():
-            try:
-                if self.tick() >= self._batch_size:
-                    continue  # more may be waiting: catching up after downtime
-                wait = self.seconds_to_next_due()
-            except Exception as exc:  # database down: keep trying, the deadlines stay in the table
-                log.warning("deadline watcher tick failed", extra={"error": str(exc)})
-                wait = self._max_sleep
-            # a deadline passes strictly after its due instant: wake just past it
-            stop.wait(min(self._max_sleep, wait + 0.01))
-        log.info("deadline watcher stopped")
-
-    def worker(self) -> Worker:
-        return Worker("dossier-deadline-watcher", self.run)
+            return dossier_store.next_due_at(uow.session)

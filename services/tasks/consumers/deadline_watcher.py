@@ -9,24 +9,22 @@ ticks it sleeps until the next deadline, at most `max_sleep_seconds`.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime
 
 from kit.clock import Clock
 from kit.db import UnitOfWork
-from kit.grpc_server import Worker
+from kit.deadline_watch import DeadlineWatch
 from services.tasks.domain import petitions
 from services.tasks.domain import tasks as task_rules
 from services.tasks.store import petition_repository as petition_store
 from services.tasks.store import task_repository as task_store
 from services.tasks.store.outbox import save_petition, save_task
 
-log = logging.getLogger(__name__)
 
+class DeadlineWatcher(DeadlineWatch):
+    worker_name = "tasks-deadline-watcher"
 
-class DeadlineWatcher:
     def __init__(
         self,
         new_uow: Callable[[], UnitOfWork],
@@ -35,11 +33,8 @@ class DeadlineWatcher:
         batch_size: int = 200,
         max_sleep_seconds: float = 1.0,
     ) -> None:
+        super().__init__(clock, batch_size=batch_size, max_sleep_seconds=max_sleep_seconds)
         self._new_uow = new_uow
-        self._clock = clock
-        self._batch_size = batch_size
-        self._max_sleep = max_sleep_seconds
-        self.emitted = 0
 
     def tick(self) -> int:
         """Settles one batch of passed task deadlines and one of petition deadlines; returns how many."""
@@ -56,27 +51,8 @@ class DeadlineWatcher:
         self.emitted += settled
         return max(len(late_tasks), len(late_petitions))
 
-    def seconds_to_next_due(self) -> float:
+    def next_due_at(self) -> datetime | None:
         with self._new_uow() as uow:
             dues = [task_store.next_task_due_at(uow.session), petition_store.next_petition_due_at(uow.session)]
-        upcoming: list[datetime] = [due for due in dues if due is not None]
-        if not upcoming:
-            return self._max_sleep
-        return min(self._max_sleep, max(0.0, (min(upcoming) - self._clock.now()).total_seconds()))
-
-    def run(self, stop: threading.Event) -> None:
-        log.info("deadline watcher started")
-        while not stop.is_set():
-            try:
-                if self.tick() >= self._batch_size:
-                    continue  # more may be waiting: catching up after downtime
-                wait = self.seconds_to_next_due()
-            except Exception as exc:  # database down: keep trying, the deadlines stay in the tables
-                log.warning("deadline watcher tick failed", extra={"error": str(exc)})
-                wait = self._max_sleep
-            # a deadline passes strictly after its due instant: wake just past it
-            stop.wait(min(self._max_sleep, wait + 0.01))
-        log.info("deadline watcher stopped")
-
-    def worker(self) -> Worker:
-        return Worker("tasks-deadline-watcher", self.run)
+        upcoming = [due for due in dues if due is not None]
+        return min(upcoming) if upcoming else None
