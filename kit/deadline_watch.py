@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 
 from kit.clock import Clock
+from kit.db import UnitOfWork
 from kit.grpc_server import Worker
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,15 @@ log = logging.getLogger(__name__)
 class DeadlineWatch(ABC):
     worker_name = "deadline-watcher"
 
-    def __init__(self, clock: Clock, *, batch_size: int = 200, max_sleep_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        new_uow: Callable[[], UnitOfWork],
+        clock: Clock,
+        *,
+        batch_size: int = 200,
+        max_sleep_seconds: float = 1.0,
+    ) -> None:
+        self._new_uow = new_uow
         self._clock = clock
         self._batch_size = batch_size
         self._max_sleep = max_sleep_seconds

@@ -33,8 +33,7 @@ class DeadlineWatcher(DeadlineWatch):
         batch_size: int = 200,
         max_sleep_seconds: float = 1.0,
     ) -> None:
-        super().__init__(clock, batch_size=batch_size, max_sleep_seconds=max_sleep_seconds)
-        self._new_uow = new_uow
+        super().__init__(new_uow, clock, batch_size=batch_size, max_sleep_seconds=max_sleep_seconds)
         self._lifecycle = lifecycle
 
     def tick(self) -> int:

@@ -9,11 +9,8 @@ ticks it sleeps until the next deadline, at most `max_sleep_seconds`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
-from kit.clock import Clock
-from kit.db import UnitOfWork
 from kit.deadline_watch import DeadlineWatch
 from services.tasks.domain import petitions
 from services.tasks.domain import tasks as task_rules
@@ -24,17 +21,6 @@ from services.tasks.store.outbox import save_petition, save_task
 
 class DeadlineWatcher(DeadlineWatch):
     worker_name = "tasks-deadline-watcher"
-
-    def __init__(
-        self,
-        new_uow: Callable[[], UnitOfWork],
-        clock: Clock,
-        *,
-        batch_size: int = 200,
-        max_sleep_seconds: float = 1.0,
-    ) -> None:
-        super().__init__(clock, batch_size=batch_size, max_sleep_seconds=max_sleep_seconds)
-        self._new_uow = new_uow
 
     def tick(self) -> int:
         """Settles one batch of passed task deadlines and one of petition deadlines; returns how many."""
