@@ -9,16 +9,16 @@ from typing import NamedTuple
 
 from kit.errors import DomainError
 from services.dossier.domain.lifecycle import (
-    APOLOGY_REQUIRED,
     CLOCK_RUNNING,
-    EVENT_TYPES,
     MAX_NOTE_LENGTH,
     TRANSITIONS,
     Action,
+    ApologyRequired,
     Channel,
     Command,
     Dossier,
     DossierEvent,
+    DossierOverdue,
     Lifecycle,
     NewDossier,
     Outcome,
@@ -28,7 +28,6 @@ from services.dossier.domain.lifecycle import (
 )
 from services.dossier.domain.procedures import Procedure
 
-_OVERDUE_EVENT = EVENT_TYPES[Action.OVERDUE]
 _NOTED = frozenset({Action.REQUEST_SUPPLEMENT, Action.REJECT})
 
 
@@ -141,9 +140,9 @@ class _Replay:
         self.overdue_at, self.updated_at = at, at
         self.missed_deadlines += 1
         transitions.append(Transition(Action.OVERDUE, self.state, self.state, due, overdue_note(due)))
-        overdue, details = self.dossier(), {"missed_due_at": due}
-        events.append(DossierEvent(_OVERDUE_EVENT, due, overdue, details))
-        events.append(DossierEvent(APOLOGY_REQUIRED, due, overdue, details))
+        overdue = self.dossier()
+        events.append(DossierOverdue(due, overdue, due))
+        events.append(ApologyRequired(due, overdue, due))
 
 
 def replay_fast(

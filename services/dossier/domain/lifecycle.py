@@ -32,10 +32,10 @@ Rules chosen here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from kit.deadlines.calendar import LOCAL_TIME, WorkingCalendar, local_date
 from kit.errors import FailedPrecondition, ViolationCollector
@@ -93,20 +93,6 @@ TRANSITIONS: Mapping[tuple[State, Action], State] = {
     **{(state, Action.REJECT): State.REJECTED for state in _BEFORE_RESOLUTION},
     **{(state, Action.WITHDRAW): State.WITHDRAWN for state in (State.AWAITING_PAYMENT, *_BEFORE_RESOLUTION)},
 }
-
-EVENT_TYPES: Mapping[Action, str] = {
-    Action.SUBMIT: "dossier.received",
-    Action.PAY: "dossier.payment_recorded",
-    Action.ACCEPT: "dossier.accepted",
-    Action.REQUEST_SUPPLEMENT: "dossier.supplement_requested",
-    Action.RESUBMIT: "dossier.resubmitted",
-    Action.RESOLVE: "dossier.resolved",
-    Action.RETURN: "dossier.returned",
-    Action.REJECT: "dossier.rejected",
-    Action.WITHDRAW: "dossier.withdrawn",
-    Action.OVERDUE: "dossier.overdue",
-}
-APOLOGY_REQUIRED = "dossier.apology_required"
 
 
 @dataclass(frozen=True)
@@ -169,14 +155,95 @@ class Transition:
     note: str = ""
 
 
+# --- events: one frozen dataclass per fact; store/events.py maps each to its protobuf payload --
+
+
 @dataclass(frozen=True)
 class DossierEvent:
     """A fact to publish; `dossier` is the dossier right after it, `at` the time it happened."""
 
-    event_type: str
+    event_type: ClassVar[str]
     at: datetime
     dossier: Dossier
-    details: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DossierReceived(DossierEvent):
+    event_type: ClassVar[str] = "dossier.received"
+
+
+@dataclass(frozen=True)
+class PaymentRecorded(DossierEvent):
+    event_type: ClassVar[str] = "dossier.payment_recorded"
+    payment_reference: str
+    amount_vnd: int
+
+
+@dataclass(frozen=True)
+class DossierAccepted(DossierEvent):
+    event_type: ClassVar[str] = "dossier.accepted"
+
+
+@dataclass(frozen=True)
+class SupplementRequested(DossierEvent):
+    event_type: ClassVar[str] = "dossier.supplement_requested"
+    note: str
+
+
+@dataclass(frozen=True)
+class DossierResubmitted(DossierEvent):
+    event_type: ClassVar[str] = "dossier.resubmitted"
+
+
+@dataclass(frozen=True)
+class DossierResolved(DossierEvent):
+    event_type: ClassVar[str] = "dossier.resolved"
+    on_time: bool
+    working_days_used: int
+
+
+@dataclass(frozen=True)
+class DossierReturned(DossierEvent):
+    event_type: ClassVar[str] = "dossier.returned"
+
+
+@dataclass(frozen=True)
+class DossierRejected(DossierEvent):
+    event_type: ClassVar[str] = "dossier.rejected"
+    reason: str
+
+
+@dataclass(frozen=True)
+class DossierWithdrawn(DossierEvent):
+    event_type: ClassVar[str] = "dossier.withdrawn"
+
+
+@dataclass(frozen=True)
+class DossierOverdue(DossierEvent):
+    event_type: ClassVar[str] = "dossier.overdue"
+    missed_due_at: datetime
+
+
+@dataclass(frozen=True)
+class ApologyRequired(DossierEvent):
+    event_type: ClassVar[str] = "dossier.apology_required"
+    missed_due_at: datetime
+
+
+EVENT_CLASSES: Mapping[Action, type[DossierEvent]] = {
+    Action.SUBMIT: DossierReceived,
+    Action.PAY: PaymentRecorded,
+    Action.ACCEPT: DossierAccepted,
+    Action.REQUEST_SUPPLEMENT: SupplementRequested,
+    Action.RESUBMIT: DossierResubmitted,
+    Action.RESOLVE: DossierResolved,
+    Action.RETURN: DossierReturned,
+    Action.REJECT: DossierRejected,
+    Action.WITHDRAW: DossierWithdrawn,
+    Action.OVERDUE: DossierOverdue,
+}
+EVENT_TYPES: Mapping[Action, str] = {action: event.event_type for action, event in EVENT_CLASSES.items()}
+APOLOGY_REQUIRED = ApologyRequired.event_type
 
 
 @dataclass(frozen=True)
@@ -294,8 +361,7 @@ class Lifecycle:
         if not waits_for_payment:
             dossier = self._start_clock(dossier, procedure, at)
         transition = Transition(Action.SUBMIT, dossier.state, dossier.state, at)
-        event = DossierEvent(EVENT_TYPES[Action.SUBMIT], at, dossier)
-        return Outcome(dossier, (transition,), (event,))
+        return Outcome(dossier, (transition,), (DossierReceived(at, dossier),))
 
     def settle_deadline(self, dossier: Dossier, at: datetime) -> Outcome:
         """Records a deadline that passed before `at`; no change when none did."""
@@ -305,10 +371,7 @@ class Lifecycle:
         assert missed is not None  # is_past_due checked it
         overdue = dossier.evolve(overdue_at=at, missed_deadlines=dossier.missed_deadlines + 1, updated_at=at)
         transition = Transition(Action.OVERDUE, dossier.state, dossier.state, missed, overdue_note(missed))
-        events = (
-            DossierEvent(EVENT_TYPES[Action.OVERDUE], missed, overdue, {"missed_due_at": missed}),
-            DossierEvent(APOLOGY_REQUIRED, missed, overdue, {"missed_due_at": missed}),
-        )
+        events = (DossierOverdue(missed, overdue, missed), ApologyRequired(missed, overdue, missed))
         return Outcome(overdue, (transition,), events)
 
     def apply(self, dossier: Dossier, command: Command, procedure: Procedure, at: datetime) -> Outcome:
@@ -316,46 +379,51 @@ class Lifecycle:
         validate_command(command, procedure)
         settled = self.settle_deadline(dossier, at)
         target = allowed_target(settled.dossier.state, command.action)
-        moved, details = self._move(settled.dossier, command, procedure, at)
-        moved = moved.evolve(state=target, updated_at=at)
+        moved = self._move(settled.dossier, command, procedure, at).evolve(state=target, updated_at=at)
         note = _note_of(command)
         transition = Transition(command.action, settled.dossier.state, target, at, note)
-        event = DossierEvent(EVENT_TYPES[command.action], at, moved, details)
-        return settled.then(Outcome(moved, (transition,), (event,)))
+        return settled.then(Outcome(moved, (transition,), (step_event(command, at, moved),)))
 
-    def _move(
-        self, dossier: Dossier, command: Command, procedure: Procedure, at: datetime
-    ) -> tuple[Dossier, Mapping[str, object]]:
+    def _move(self, dossier: Dossier, command: Command, procedure: Procedure, at: datetime) -> Dossier:
         if isinstance(command, Pay):
             paid = dossier.evolve(payment_reference=command.payment_reference, paid_amount_vnd=command.amount_vnd)
-            return self._start_clock(paid, procedure, at), {
-                "payment_reference": command.payment_reference,
-                "amount_vnd": command.amount_vnd,
-            }
+            return self._start_clock(paid, procedure, at)
         if isinstance(command, RequestSupplement):
-            return dossier.evolve(clock_started_at=None, due_at=None, reason=command.note), {"note": command.note}
+            return dossier.evolve(clock_started_at=None, due_at=None, reason=command.note)
         if isinstance(command, Resubmit):
-            return self._start_clock(dossier, procedure, at), {}
+            return self._start_clock(dossier, procedure, at)
         if isinstance(command, Resolve):
             return self._resolve(dossier, at)
         if isinstance(command, Reject):
-            return dossier.evolve(reason=command.reason), {"reason": command.reason}
-        return dossier, {}
+            return dossier.evolve(reason=command.reason)
+        return dossier
 
     def _start_clock(self, dossier: Dossier, procedure: Procedure, at: datetime) -> Dossier:
         return dossier.evolve(clock_started_at=at, due_at=procedure.due_at(self.calendar, at), overdue_at=None)
 
-    def _resolve(self, dossier: Dossier, at: datetime) -> tuple[Dossier, Mapping[str, object]]:
+    def _resolve(self, dossier: Dossier, at: datetime) -> Dossier:
         assert dossier.due_at is not None and dossier.clock_started_at is not None  # IN_PROGRESS runs a clock
-        on_time = at <= dossier.due_at
         used = self.working_days_used(dossier.clock_started_at, at)
-        resolved = dossier.evolve(resolved_at=at, on_time=on_time, working_days_used=used)
-        return resolved, {"on_time": on_time, "working_days_used": used}
+        return dossier.evolve(resolved_at=at, on_time=at <= dossier.due_at, working_days_used=used)
 
     def working_days_used(self, clock_started_at: datetime, resolved_at: datetime) -> int:
         """Working days from the effective start day of the deadline to the resolution day."""
         start_day = self.calendar.effective_receipt_day(clock_started_at)
         return max(0, self.calendar.working_days_between(start_day, local_date(resolved_at)))
+
+
+def step_event(command: Command, at: datetime, moved: Dossier) -> DossierEvent:
+    """The event of a step, carrying what the command and the move decided."""
+    if isinstance(command, Pay):
+        return PaymentRecorded(at, moved, command.payment_reference, command.amount_vnd)
+    if isinstance(command, RequestSupplement):
+        return SupplementRequested(at, moved, command.note)
+    if isinstance(command, Resolve):
+        assert moved.on_time is not None and moved.working_days_used is not None  # set by _resolve
+        return DossierResolved(at, moved, moved.on_time, moved.working_days_used)
+    if isinstance(command, Reject):
+        return DossierRejected(at, moved, command.reason)
+    return EVENT_CLASSES[command.action](at, moved)
 
 
 def allowed_target(state: State, action: Action) -> State:

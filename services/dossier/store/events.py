@@ -3,9 +3,8 @@ transaction), and the protobuf timestamps and enum numbers they are built from."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from citydata.v1 import dossier_pb2 as pb
 from google.protobuf.message import Message
@@ -15,21 +14,30 @@ from kit.events import OutboundEvent, current_trace_headers
 from kit.proto_time import EPOCH, optional_timestamp, timestamp
 from services.dossier.domain.lifecycle import (
     APOLOGY_REQUIRED,
-    EVENT_TYPES,
     Action,
+    ApologyRequired,
     ApplicantKind,
     Channel,
     Dossier,
+    DossierAccepted,
     DossierEvent,
+    DossierOverdue,
+    DossierReceived,
+    DossierRejected,
+    DossierResolved,
+    DossierResubmitted,
+    DossierReturned,
+    DossierWithdrawn,
     Outcome,
+    PaymentRecorded,
     State,
+    SupplementRequested,
 )
 from services.dossier.store.letters import StoredLetter
 
 TOPIC = "citydata.dossier.v1"
 AGGREGATE = "dossier"
 IMPORTED = "dossier.imported"
-_OVERDUE = EVENT_TYPES[Action.OVERDUE]
 
 STATE_NUMBERS = {state: int(pb.DossierState.Value(f"DOSSIER_STATE_{state.value}")) for state in State}
 
@@ -72,40 +80,48 @@ def _dossier_header(dossier: Dossier, at: datetime) -> pb.DossierEventHeader:
     )
 
 
-def _received(event: DossierEvent, details: Mapping[str, Any]) -> Message:
-    return pb.DossierReceived(
-        header=_header(event),
-        channel=channel_pb(event.dossier.channel),  # type: ignore[arg-type]
-        applicant_kind=applicant_kind_pb(event.dossier.applicant_kind),  # type: ignore[arg-type]
-    )
+def payload_of(event: DossierEvent) -> Message:
+    """The protobuf payload of a domain event: one case per event class."""
+    header = _header(event)
+    match event:
+        case DossierReceived():
+            return pb.DossierReceived(
+                header=header,
+                channel=channel_pb(event.dossier.channel),  # type: ignore[arg-type]
+                applicant_kind=applicant_kind_pb(event.dossier.applicant_kind),  # type: ignore[arg-type]
+            )
+        case PaymentRecorded():
+            return pb.DossierPaymentRecorded(
+                header=header, payment_reference=event.payment_reference, amount_vnd=event.amount_vnd
+            )
+        case DossierAccepted():
+            return pb.DossierAccepted(header=header)
+        case SupplementRequested():
+            return pb.DossierSupplementRequested(header=header, note=event.note)
+        case DossierResubmitted():
+            return pb.DossierResubmitted(header=header)
+        case DossierResolved():
+            return pb.DossierResolved(header=header, on_time=event.on_time, working_days_used=event.working_days_used)
+        case DossierReturned():
+            return pb.DossierReturned(header=header)
+        case DossierRejected():
+            return pb.DossierRejected(header=header, reason=event.reason)
+        case DossierWithdrawn():
+            return pb.DossierWithdrawn(header=header)
+        case DossierOverdue():
+            return pb.DossierOverdue(header=header, missed_due_at=timestamp(event.missed_due_at))
+        case ApologyRequired():
+            return apology_required_pb(event)
+    raise TypeError(f"no payload for {type(event).__name__}")
 
 
-def _apology(event: DossierEvent, details: Mapping[str, Any]) -> Message:
+def apology_required_pb(event: ApologyRequired) -> pb.DossierApologyRequired:
     return pb.DossierApologyRequired(
         header=_header(event),
-        missed_due_at=timestamp(details["missed_due_at"]),
+        missed_due_at=timestamp(event.missed_due_at),
         applicant_registry_id=event.dossier.applicant_registry_id,
         applicant_kind=applicant_kind_pb(event.dossier.applicant_kind),  # type: ignore[arg-type]
     )
-
-
-_PAYLOADS: Mapping[str, Callable[[DossierEvent, Mapping[str, Any]], Message]] = {
-    "dossier.received": _received,
-    "dossier.payment_recorded": lambda e, d: pb.DossierPaymentRecorded(
-        header=_header(e), payment_reference=d["payment_reference"], amount_vnd=d["amount_vnd"]
-    ),
-    "dossier.accepted": lambda e, d: pb.DossierAccepted(header=_header(e)),
-    "dossier.supplement_requested": lambda e, d: pb.DossierSupplementRequested(header=_header(e), note=d["note"]),
-    "dossier.resubmitted": lambda e, d: pb.DossierResubmitted(header=_header(e)),
-    "dossier.resolved": lambda e, d: pb.DossierResolved(
-        header=_header(e), on_time=d["on_time"], working_days_used=d["working_days_used"]
-    ),
-    "dossier.returned": lambda e, d: pb.DossierReturned(header=_header(e)),
-    "dossier.rejected": lambda e, d: pb.DossierRejected(header=_header(e), reason=d["reason"]),
-    "dossier.withdrawn": lambda e, d: pb.DossierWithdrawn(header=_header(e)),
-    "dossier.overdue": lambda e, d: pb.DossierOverdue(header=_header(e), missed_due_at=timestamp(d["missed_due_at"])),
-    APOLOGY_REQUIRED: _apology,
-}
 
 
 def outbound_events(outcome: Outcome) -> list[OutboundEvent]:
@@ -116,7 +132,7 @@ def outbound_events(outcome: Outcome) -> list[OutboundEvent]:
             AGGREGATE,
             event.dossier.dossier_id,
             event.event_type,
-            _PAYLOADS[event.event_type](event, event.details),
+            payload_of(event),
             time=event.at,
         )
         for event in outcome.events
@@ -154,12 +170,11 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
         _stamp(entry.occurred_at, transition.at)
     if dossier.resolved_at is not None:
         _stamp(payload.resolved_at, dossier.resolved_at)
-    apologies: list[DossierEvent] = []
+    apologies: list[ApologyRequired] = []
     for event in outcome.events:
-        missed_due_at = event.details.get("missed_due_at")
-        if event.event_type == _OVERDUE and isinstance(missed_due_at, datetime):
-            _stamp(payload.missed_deadlines.add(), missed_due_at)
-        elif event.event_type == APOLOGY_REQUIRED:
+        if isinstance(event, DossierOverdue):
+            _stamp(payload.missed_deadlines.add(), event.missed_due_at)
+        elif isinstance(event, ApologyRequired):
             apologies.append(event)
     traced = current_trace_headers() if trace is None else dict(trace)
     ident = dossier.dossier_id
@@ -167,7 +182,7 @@ def imported_events(outcome: Outcome, import_key: str, trace: Mapping[str, str] 
     for event in apologies:
         # the dossier as it stood when the deadline was missed, under its (later given) number
         apology = pb.DossierApologyRequired(
-            missed_due_at=timestamp(event.details["missed_due_at"]),  # type: ignore[arg-type]
+            missed_due_at=timestamp(event.missed_due_at),
             applicant_registry_id=event.dossier.applicant_registry_id,
             applicant_kind=KIND_NUMBERS[event.dossier.applicant_kind],  # type: ignore[arg-type]
         )

@@ -16,6 +16,7 @@ from services.dossier.domain.lifecycle import (
     Accept,
     ApplicantKind,
     Channel,
+    DossierResolved,
     Lifecycle,
     NewDossier,
     Outcome,
@@ -81,7 +82,9 @@ def test_resolution_at_the_due_instant_is_on_time_and_counts_working_days_used()
     assert outcome.dossier.on_time is True
     assert outcome.dossier.working_days_used == 3
     assert [e.event_type for e in outcome.events] == ["dossier.resolved"]
-    assert outcome.events[0].details == {"on_time": True, "working_days_used": 3}
+    resolved = outcome.events[0]
+    assert isinstance(resolved, DossierResolved)
+    assert (resolved.on_time, resolved.working_days_used) == (True, 3)
 
 
 def test_late_resolution_is_preceded_by_overdue_and_apology_timed_at_the_due_instant() -> None:

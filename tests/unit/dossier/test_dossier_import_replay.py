@@ -22,9 +22,11 @@ from services.dossier.domain.lifecycle import (
     EVENT_TYPES,
     Accept,
     Action,
+    ApologyRequired,
     ApplicantKind,
     Channel,
     Command,
+    DossierOverdue,
     Lifecycle,
     NewDossier,
     Outcome,
@@ -39,8 +41,8 @@ from services.dossier.domain.lifecycle import (
 )
 from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
 from services.dossier.store.events import (
-    _apology,
     _dossier_header,
+    apology_required_pb,
     applicant_kind_pb,
     channel_pb,
     imported_events,
@@ -156,14 +158,12 @@ def _built_message_by_message(outcome: Outcome, key: str) -> list[object]:
         resolved_at=timestamp(dossier.resolved_at),
         on_time=bool(dossier.on_time),
         working_days_used=dossier.working_days_used or 0,
-        missed_deadlines=[
-            timestamp(e.details["missed_due_at"]) for e in outcome.events if e.event_type == "dossier.overdue"
-        ],  # type: ignore[arg-type]
+        missed_deadlines=[timestamp(e.missed_due_at) for e in outcome.events if isinstance(e, DossierOverdue)],  # type: ignore[arg-type]
     )
     apologies = [
-        _apology(replace(e, dossier=replace(e.dossier, number=dossier.number)), e.details)
+        apology_required_pb(replace(e, dossier=replace(e.dossier, number=dossier.number)))
         for e in outcome.events
-        if e.event_type == APOLOGY_REQUIRED
+        if isinstance(e, ApologyRequired)
     ]
     return [imported, *apologies]
 

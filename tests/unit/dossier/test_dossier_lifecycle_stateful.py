@@ -22,6 +22,7 @@ from services.dossier.domain.lifecycle import (
     Command,
     Dossier,
     DossierEvent,
+    DossierOverdue,
     Lifecycle,
     NewDossier,
     Pay,
@@ -151,7 +152,8 @@ class DossierMachine(RuleBasedStateMachine):
         if hasattr(self, "dossier"):
             assert len(overdue_positions) == self.dossier.missed_deadlines
             for i in overdue_positions:
-                assert self.events[i].at == self.events[i].details["missed_due_at"]
+                overdue = self.events[i]
+                assert isinstance(overdue, DossierOverdue) and overdue.at == overdue.missed_due_at
 
     @invariant()
     def resolution_is_on_time_exactly_when_not_after_due(self) -> None:
