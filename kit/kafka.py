@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,27 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: list[str], **ov
     }
     settings.update(overrides)
     consumer = KafkaConsumer(**settings)
+    _learn_partitions(consumer, topics)
     consumer.subscribe(topics)
     return consumer
+
+
+def _learn_partitions(consumer: KafkaConsumer, topics: list[str], timeout: float = 10.0) -> None:
+    """Fetches the topics' partitions before the consumer joins its group. A leader that joins
+    without them assigns no partition ("No partition metadata for topic") and relies on a later
+    metadata refresh to rebalance; once in CI its first metadata request was cancelled and the
+    consumer read nothing for 30 s, which a caller cannot tell from an empty topic."""
+    deadline = time.monotonic() + timeout
+    missing = set(topics)
+    while missing and time.monotonic() < deadline:
+        try:
+            missing = {topic for topic in missing if not consumer.partitions_for_topic(topic)}
+        except KafkaError as error:  # a cancelled or failed metadata request: ask again
+            log.debug("metadata request failed: %s", error)
+        if missing:
+            time.sleep(0.2)
+    if missing:
+        log.warning("no partitions known yet for %s; joining the group anyway", sorted(missing))
 
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:
