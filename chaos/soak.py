@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.checks import verify, wait_settled
+from chaos.checks import overdue_and_letters, verify, wait_settled
 from chaos.load import Ledger, LoadGenerator, Rates, procedures_for
 from chaos.platform import AGENCIES, Platform
 from chaos.runner import build_report, percentile
@@ -55,6 +55,9 @@ def run_soak(platform: Platform, options: SoakOptions) -> dict[str, Any]:
     ledger = Ledger()
     load = LoadGenerator(platform.registry.address, platform.dossier.address, procedures, rates, ledger)
     samples: list[dict[str, Any]] = []
+    measured_text = f" (half the measured {measured:.1f})" if measured is not None else ""
+    print(f"soak: {rate:.1f} writes/s{measured_text} for {options.minutes:g} min", flush=True)
+    print(SAMPLE_HEADER, flush=True)
     load.start()
     try:
         samples = sample_until(platform, ledger, started_load=time.monotonic(), options=options)
@@ -89,19 +92,42 @@ def sample_until(platform: Platform, ledger: Ledger, started_load: float, option
         with ledger.lock:
             window = [ms for at, _, ms in ledger.latencies if last <= at < now]
             errors = len(ledger.errors)
-        samples.append(
-            {
-                "t_s": round(now - started_load, 1),
-                "rss_kb": {service.name: service.rss_kb() for service in platform.services},
-                "writes_per_s": round(len(window) / max(0.001, now - last), 2),
-                "p50_ms": percentile(window, 0.5),
-                "p99_ms": percentile(window, 0.99),
-                "errors": errors - errors_before,
-            }
-        )
+        overdue, letters = _overdue_and_letters(platform)
+        sample = {
+            "t_s": round(now - started_load, 1),
+            "rss_kb": {service.name: service.rss_kb() for service in platform.services},
+            "writes_per_s": round(len(window) / max(0.001, now - last), 2),
+            "p50_ms": percentile(window, 0.5),
+            "p99_ms": percentile(window, 0.99),
+            "errors": errors - errors_before,
+            "overdue": overdue,
+            "letters": letters,
+        }
+        samples.append(sample)
+        print(_sample_line(sample), flush=True)  # an hour is long: show it going
         errors_before = errors
         last = now
     return samples
+
+
+def _overdue_and_letters(platform: Platform) -> tuple[int | None, int | None]:
+    try:
+        return overdue_and_letters(platform.infra)
+    except Exception:  # a sample is not worth failing the soak over
+        return None, None
+
+
+SAMPLE_HEADER = (
+    f"{'t (s)':>7} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'overdue':>8} {'letters':>8}  RSS MiB"
+)
+
+
+def _sample_line(sample: dict[str, Any]) -> str:
+    rss = ", ".join(f"{name} {kb / 1024:.0f}" for name, kb in sample["rss_kb"].items() if kb)
+    return (
+        f"{sample['t_s']:>7} {sample['writes_per_s']:>9} {sample['p50_ms']:>8} {sample['p99_ms']:>8} "
+        f"{sample['errors']:>6} {sample.get('overdue')!s:>8} {sample.get('letters')!s:>8}  {rss}"
+    )
 
 
 def rss_growth(samples: list[dict[str, Any]], warmup_fraction: float) -> dict[str, float | None]:
@@ -129,13 +155,9 @@ def print_soak_report(report: dict[str, Any]) -> None:
     print(f"\n=== CityData soak report ({report['minutes']} min at {report['rate_writes_per_s']} writes/s) ===")
     if report["measured_max_writes_per_s"] is not None:
         print(f"measured maximum: {report['measured_max_writes_per_s']} writes/s (6 closed-loop clients)")
-    print(f"{'t (s)':>7} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  RSS MiB")
+    print(SAMPLE_HEADER)
     for sample in report["samples"]:
-        rss = ", ".join(f"{name} {kb / 1024:.0f}" for name, kb in sample["rss_kb"].items() if kb)
-        print(
-            f"{sample['t_s']:>7} {sample['writes_per_s']:>9} {sample['p50_ms']:>8} {sample['p99_ms']:>8} "
-            f"{sample['errors']:>6}  {rss}"
-        )
+        print(_sample_line(sample))
     print(f"RSS growth %: {report['rss_growth_percent']} (goal ≤ {report['rss_growth_goal_percent']} %)")
     print(f"acknowledged: {report['load']['acknowledged']}, errors: {report['load']['errors']}")
     verdict = report["verdict"]

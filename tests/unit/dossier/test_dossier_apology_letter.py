@@ -326,3 +326,22 @@ def test_the_pdf_of_a_dossier_imported_as_resolved_late_promises_nothing(tmp_pat
     ):
         assert expected in text, expected
     assert "sẽ trả kết quả" not in text
+
+
+def test_a_name_beyond_the_latin_and_vietnamese_letters_is_still_printed(tmp_path: Path) -> None:
+    """Letters are laid out with the font cut down to Latin and Vietnamese; a Russian-born
+    resident's name in Cyrillic needs the full font, and gets it."""
+    issued = datetime(2025, 3, 7, 10, 0, tzinfo=LOCAL_TIME)
+    facts = LetterFacts(
+        number=letter_number(4, "STP"),
+        issuer=issuer_of("STP", THREE_DAYS.agency_name, directory()),
+        applicant=Applicant(ApplicantKind.CITIZEN, "Иванова Анна", "079190009876", Gender.FEMALE),
+    )
+    content = letter_content(overdue_dossier(), THREE_DAYS, CALENDAR, DUE, issued, LetterPolicy(), facts)
+    path = tmp_path / "letter.pdf"
+    path.write_bytes(render_apology_letter(content))
+
+    text = pdf_text(path)
+
+    assert "Kính gửi: Bà Иванова Анна (số định danh cá nhân/CCCD: 079190009876)." in text
+    assert "Sở Tư pháp xin lỗi Bà" in text
