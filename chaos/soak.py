@@ -163,4 +163,10 @@ def print_soak_report(report: dict[str, Any]) -> None:
     verdict = report["verdict"]
     print(f"lost {verdict['lost']}, duplicated effects {verdict['duplicated_effects']}")
     print(f"apology coverage {verdict['coverage_percent']} %")
+    settled = report["settle_seconds"]
+    print(
+        f"settled {settled} s after the load stopped (outboxes drained, every overdue dossier lettered)"
+        if settled >= 0
+        else "NOT settled within the window: outbox rows or letters still pending"
+    )
     print(f"verdict: {'OK' if soak_passed(report) else 'FAILED'}")
