@@ -23,29 +23,21 @@ from services.dossier.consumers.apology_pdf import font_dir, lay_out, render_apo
 from services.dossier.domain.apology import ApologyLetterContent, LetterFacts, LetterPolicy, issuer_of, letter_content
 from services.dossier.domain.applicants import Applicant, Gender
 from services.dossier.domain.lifecycle import ApplicantKind, Channel, Dossier, State
-from services.dossier.domain.procedures import AuthorityLevel, Procedure, TimeUnit
+from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
 
-PROCEDURE = Procedure(
-    code="1.000017",
-    name="Gia hạn phiếu lý lịch tư pháp số 2 cho tổ chức",
-    field="Lý lịch tư pháp",
-    authority_level=AuthorityLevel.CITY,
-    agency_code="STP",
-    agency_name="Sở Tư pháp",
-    processing_time=3,
-    time_unit=TimeUnit.WORKING_DAYS,
-    online_level=3,
-    fee_vnd=200_000,
-)
+PROCEDURE_CODE = "1.000017"  # Gia hạn phiếu lý lịch tư pháp số 2 cho tổ chức, Sở Tư pháp
 RECEIVED = datetime(2025, 3, 3, 9, 0, tzinfo=LOCAL_TIME)
 DUE = datetime(2025, 3, 6, 17, 0, tzinfo=LOCAL_TIME)
 
 
 def sample_letter() -> ApologyLetterContent:
+    """A citizen's letter for a 3-working-day procedure of the shipped catalogue, a day late."""
+    catalogue = read_catalogue(SHIPPED_CATALOGUE).procedures
+    procedure = next(p for p in catalogue if p.code == PROCEDURE_CODE)
     dossier = Dossier(
         dossier_id="d-1",
         number="000.00.STP.H29-250303-0001",
-        procedure_code=PROCEDURE.code,
+        procedure_code=procedure.code,
         agency_code="STP",
         applicant_registry_id="cit-000123",
         applicant_kind=ApplicantKind.CITIZEN,
@@ -60,12 +52,12 @@ def sample_letter() -> ApologyLetterContent:
     )
     facts = LetterFacts(
         number="12/PXL-STP",
-        issuer=issuer_of("STP", PROCEDURE.agency_name, directory()),
+        issuer=issuer_of("STP", procedure.agency_name, directory()),
         applicant=Applicant(ApplicantKind.CITIZEN, "Trần Thị Bình", "079190004321", Gender.FEMALE),
         reason="Hồ sơ phải lấy ý kiến Bộ Nội vụ, văn bản trả lời chưa đến.",
     )
     issued = datetime(2025, 3, 7, 10, 0, tzinfo=LOCAL_TIME)
-    return letter_content(dossier, PROCEDURE, load_calendar(), DUE, issued, LetterPolicy(), facts)
+    return letter_content(dossier, procedure, load_calendar(), DUE, issued, LetterPolicy(), facts)
 
 
 def letters_per_second(render: Callable[[], bytes], seconds: float) -> float:
