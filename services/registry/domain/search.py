@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from services.registry.domain.names import strip_zero_width
+from services.registry.domain.names import CACHED_TEXTS, strip_zero_width
 
 EXACT_SCORE = 1.0
 IN_ORDER_BASE = 0.6
@@ -35,7 +35,7 @@ COVERAGE_WEIGHT = 0.2  # no larger than the gap between two bands
 _WORD = re.compile(r"\w+")
 
 
-@functools.lru_cache(maxsize=1 << 16)  # names repeat; bulk imports fold each distinct one once
+@functools.lru_cache(maxsize=CACHED_TEXTS)  # names repeat; bulk imports fold each distinct one once
 def search_key(text: str) -> str:
     """`text` folded for matching: no accents, "đ" → "d", lower case, single spaces."""
     decomposed = unicodedata.normalize("NFD", strip_zero_width(text))
