@@ -44,7 +44,7 @@ from citydata.v1.dossier_pb2_grpc import DossierServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaConsumer, TopicPartition
 
-from kit.kafka import ensure_topics
+from kit.kafka import ensure_topics, wait_for_partitions
 from kit.net import free_port, wait_serving
 from services.dossier.domain.procedures import Procedure, TimeUnit
 from services.dossier.store.catalogue_file import SHIPPED_CATALOGUE, read_catalogue
@@ -301,14 +301,10 @@ def overdue_latency(open_count: int, probes: int) -> tuple[list[float], list[flo
 
 def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     """A new topic's partitions (a fresh topic's first metadata answer may lack them)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        numbers = consumer.partitions_for_topic(topic)
-        if numbers:
-            return [TopicPartition(topic, p) for p in sorted(numbers)]
-        consumer.topics()  # refreshes the metadata
-        time.sleep(0.2)
-    raise RuntimeError(f"topic {topic} has no partitions after 30 s")
+    numbers = wait_for_partitions(consumer, [topic], timeout=30).get(topic)
+    if not numbers:
+        raise RuntimeError(f"topic {topic} has no partitions after 30 s")
+    return [TopicPartition(topic, p) for p in sorted(numbers)]
 
 
 def _collect(consumer: KafkaConsumer, due_of: dict[str, datetime]) -> tuple[list[float], list[float]]:

@@ -81,22 +81,44 @@ def make_consumer(bootstrap_servers: str, group_id: str, topics: list[str], **ov
     return consumer
 
 
-def _learn_partitions(consumer: KafkaConsumer, topics: list[str], timeout: float = 10.0) -> None:
+def _learn_partitions(consumer: KafkaConsumer, topics: list[str]) -> None:
     """Fetches the topics' partitions before the consumer joins its group. A leader that joins
     without them assigns no partition ("No partition metadata for topic") and relies on a later
     metadata refresh to rebalance; once in CI its first metadata request was cancelled and the
     consumer read nothing for 30 s, which a caller cannot tell from an empty topic."""
-    deadline = time.monotonic() + timeout
-    missing = set(topics)
-    while missing and time.monotonic() < deadline:
-        try:
-            missing = {topic for topic in missing if not consumer.partitions_for_topic(topic)}
-        except KafkaError as error:  # a cancelled or failed metadata request: ask again
-            log.debug("metadata request failed: %s", error)
-        if missing:
-            time.sleep(0.2)
+    known = wait_for_partitions(consumer, topics, timeout=10.0)
+    missing = sorted(set(topics) - known.keys())
     if missing:
-        log.warning("no partitions known yet for %s; joining the group anyway", sorted(missing))
+        log.warning("no partitions known yet for %s; joining the group anyway", missing)
+
+
+def wait_for_partitions(consumer: KafkaConsumer, topics: list[str], timeout: float) -> dict[str, set[int]]:
+    """The partitions of each topic the broker names within `timeout`; a topic it does not (yet)
+    know is left out. A cancelled or failed metadata request is asked again."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, set[int]] = {}
+    while True:
+        for topic in (t for t in topics if t not in found):
+            try:
+                partitions = consumer.partitions_for_topic(topic)
+            except KafkaError as error:
+                log.debug("metadata request failed: %s", error)
+                partitions = None
+            if partitions:
+                found[topic] = set(partitions)
+        if len(found) == len(set(topics)) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+        _refresh_metadata(consumer)
+
+
+def _refresh_metadata(consumer: KafkaConsumer) -> None:
+    """A topic the client already knows without partitions is not asked about again by
+    partitions_for_topic; listing the topics fetches the whole metadata afresh."""
+    try:
+        consumer.topics()
+    except KafkaError as error:
+        log.debug("metadata request failed: %s", error)
 
 
 def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = DEFAULT_PARTITIONS) -> None:

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kit.consumer import ConsumerRunner, RetryPolicy
 from kit.db import PlatformTables, make_engine, platform_tables
 from kit.events import InboundEvent, MalformedEvent
-from kit.kafka import ensure_topics, make_consumer, make_producer, security_settings
+from kit.kafka import ensure_topics, make_consumer, make_producer, security_settings, wait_for_partitions
 
 SCHEMA_PREFIX = "proto:"
 
@@ -152,13 +152,10 @@ def reset_group_offsets(bootstrap_servers: str, group: str, topics: Iterable[str
 
 
 def _partitions(consumer: KafkaConsumer, topic: str, timeout: float = 30.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        time.sleep(0.2)
-    raise RuntimeError(f"topic {topic} has no partitions after {timeout}s")
+    found = wait_for_partitions(consumer, [topic], timeout).get(topic)
+    if not found:
+        raise RuntimeError(f"topic {topic} has no partitions after {timeout}s")
+    return found
 
 
 def _start_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], start: StartFrom) -> dict[Any, int]:
