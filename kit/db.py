@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -122,7 +123,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # a database that stopped answering must fail a call in seconds, not hang it
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.driver == "psycopg":
+        event.listen(engine, "connect", _binary_array_parameters)
+    return engine
+
+
+def _binary_array_parameters(dbapi_connection: Any, _record: Any) -> None:
+    """Lists travel as binary arrays: psycopg's text array dumper escapes each element in Python
+    (about 4 µs each, 15 % of the read model's batch time), the binary one takes 0.3 µs. The
+    set-based upserts (`unnest` of one array per column) and the `= ANY(:ids)` lookups pass a
+    poll's worth of values this way."""
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
