@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from opentelemetry import context, trace
 from opentelemetry.propagate import extract
-from sqlalchemy import String, Table, any_, bindparam, insert, select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, bindparam, insert, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,37 +77,36 @@ def batch_consumer_span(
         context.detach(token)
 
 
-def seen_event_ids(session: Session, processed: Table, consumer: str, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` the consumer has already processed. On PostgreSQL the ids travel as ONE
-    array parameter (`= ANY(:ids)`): an expanding IN of a poll's ids costs more to render than
-    the query takes."""
-    c = processed.c
-    if not ids:
+def claim_event_ids(session: Session, processed: Table, consumer: str, ids: Iterable[str]) -> set[str]:
+    """Records `ids` as processed by the consumer, in the caller's transaction, and returns those
+    it had not processed before: the events to apply. A rollback gives them back.
+
+    On PostgreSQL this is ONE statement (`INSERT … SELECT unnest(:ids) ON CONFLICT DO NOTHING
+    RETURNING`), one index probe per id, where a lookup then an insert took two round trips and
+    two probes. The ids go in sorted order, so two consumers claiming overlapping polls (during a
+    rebalance) lock them in the same order: the second waits for the first and then skips what it
+    committed, rather than deadlocking."""
+    wanted = sorted(set(ids))
+    if not wanted:
         return set()
-    if on_postgres(session):
-        wanted = c.event_id == any_(bindparam("event_ids", list(ids), type_=postgresql.ARRAY(String)))
-        return set(session.execute(select(c.event_id).where(c.consumer == consumer, wanted)).scalars())
-    seen: set[str] = set()
-    for first in range(0, len(ids), 500):  # SQLite: under its bound-parameter limit
-        chunk = list(ids[first : first + 500])
-        seen.update(session.execute(select(c.event_id).where(c.consumer == consumer, c.event_id.in_(chunk))).scalars())
-    return seen
-
-
-def record_event_ids(session: Session, processed: Table, consumer: str, ids: Sequence[str]) -> None:
-    """Records `ids` as processed by the consumer (in the caller's transaction). On PostgreSQL in
-    one statement (`INSERT … SELECT unnest(:ids)`), elsewhere as an executemany."""
-    if not ids:
-        return
     now = datetime.now(UTC)
     if on_postgres(session):
         statement = text(
             f"INSERT INTO {processed.name} (consumer, event_id, processed_at) "
-            "SELECT :consumer, unnest(CAST(:event_ids AS varchar[])), :processed_at"
+            "SELECT :consumer, unnest(CAST(:event_ids AS varchar[])), :processed_at "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
         ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
-        session.execute(statement, {"consumer": consumer, "event_ids": list(ids), "processed_at": now})
-        return
-    session.execute(insert(processed), [{"consumer": consumer, "event_id": i, "processed_at": now} for i in ids])
+        rows = session.execute(statement, {"consumer": consumer, "event_ids": wanted, "processed_at": now})
+        return set(rows.scalars())
+    c = processed.c
+    seen: set[str] = set()
+    for first in range(0, len(wanted), 500):  # SQLite: under its bound-parameter limit
+        chunk = wanted[first : first + 500]
+        seen.update(session.execute(select(c.event_id).where(c.consumer == consumer, c.event_id.in_(chunk))).scalars())
+    fresh = [i for i in wanted if i not in seen]
+    if fresh:
+        session.execute(insert(processed), [{"consumer": consumer, "event_id": i, "processed_at": now} for i in fresh])
+    return set(fresh)
 
 
 class _Stopping(Exception):
@@ -224,16 +222,15 @@ class ConsumerRunner:
         duplicates = 0
         try:
             with self._sessions() as session, session.begin():
-                seen = seen_event_ids(session, self._processed, self.name, list({event.id for event in events}))
+                claimed = claim_event_ids(session, self._processed, self.name, (event.id for event in events))
                 fresh = []
                 for event in events:
-                    if event.id in seen or event.id in handled:
+                    if event.id not in claimed or event.id in handled:
                         duplicates += 1
                         continue
                     fresh.append(event)
                     handled.add(event.id)
                 self._handle_fresh(session, fresh)
-                record_event_ids(session, self._processed, self.name, [event.id for event in fresh])
         except Exception as exc:
             log.info(
                 "batch failed; handling its events one by one",
@@ -331,18 +328,10 @@ class ConsumerRunner:
 
     def _apply_once(self, event: InboundEvent) -> None:
         with self._sessions() as session, session.begin():
-            seen = session.execute(
-                select(self._processed.c.event_id).where(
-                    self._processed.c.consumer == self.name, self._processed.c.event_id == event.id
-                )
-            ).first()
-            if seen:
+            if not claim_event_ids(session, self._processed, self.name, [event.id]):
                 self.duplicates += 1
                 return
             self._handler(session, event)
-            session.execute(
-                insert(self._processed).values(consumer=self.name, event_id=event.id, processed_at=datetime.now(UTC))
-            )
         self.handled += 1
 
     def _park(self, record: Any, error: BaseException) -> None:

@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, OffsetAndMetadata, TopicParti
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kit.consumer import record_event_ids, seen_event_ids
+from kit.consumer import claim_event_ids
 from kit.db import PlatformTables
 from kit.events import InboundEvent, MalformedEvent, decode_record
 from kit.kafka import ensure_topics, security_settings
@@ -199,13 +199,13 @@ def _apply_replayed(
             counts.malformed += 1
     processed = platform.processed_events
     with sessions() as session, session.begin():
-        seen = seen_event_ids(session, processed, consumer_name, list({event.id for event in events}))
+        claimed = claim_event_ids(session, processed, consumer_name, (event.id for event in events))
         fresh: list[InboundEvent] = []
         for event in events:
-            if event.id in seen:
+            if event.id not in claimed:
                 counts.duplicates += 1
                 continue
-            seen.add(event.id)
+            claimed.discard(event.id)  # a second copy in the same poll is a duplicate too
             fresh.append(event)
         handle_batch = getattr(handler, "handle_batch", None)
         if handle_batch is not None:
@@ -213,5 +213,4 @@ def _apply_replayed(
         else:
             for event in fresh:
                 handler(session, event)
-        record_event_ids(session, processed, consumer_name, [event.id for event in fresh])
         counts.applied += len(fresh)
