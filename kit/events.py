@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.v1.http import CloudEvent
-from cloudevents.v1.kafka import KafkaMessage, from_binary, to_binary
+from cloudevents.v1.kafka import KafkaMessage, to_binary
 from google.protobuf.message import Message
 from opentelemetry.propagate import inject
 
@@ -171,35 +171,41 @@ def decode_record(record: Any) -> InboundEvent:
     content_type = headers.get("content-type", b"").decode(errors="replace")
     if content_type != CONTENT_TYPE:
         raise MalformedEvent(f"content-type must be {CONTENT_TYPE}, got {content_type or 'none'}")
-    # Checked on the raw headers: the CloudEvents SDK invents a fresh random id for a message
-    # without ce_id, which would defeat the processed-ids check (every redelivery "new").
-    for required in ("id", "type", "source"):
-        if not headers.get(f"ce_{required}"):
-            raise MalformedEvent(f"missing CloudEvent attribute ce_{required}")
-    if len(headers["ce_id"]) > MAX_EVENT_ID_LENGTH:
+    attributes = _binary_mode_attributes(headers)
+    if len(attributes["id"].encode()) > MAX_EVENT_ID_LENGTH:
         raise MalformedEvent(f"ce_id is longer than {MAX_EVENT_ID_LENGTH} bytes")
-    try:
-        event = from_binary(KafkaMessage(headers, record.key, record.value or b""), data_unmarshaller=bytes)
-    except Exception as exc:
-        raise MalformedEvent(f"not a binary-mode CloudEvent: {exc}") from None
-    attributes = event.get_attributes()
-    for required in ("id", "type", "source"):
-        if not attributes.get(required):
-            raise MalformedEvent(f"missing CloudEvent attribute ce_{required}")
     return InboundEvent(
-        id=str(attributes["id"]),
-        type=str(attributes["type"]),
-        source=str(attributes["source"]),
-        subject=str(attributes.get("subject") or ""),
+        id=attributes["id"],
+        type=attributes["type"],
+        source=attributes["source"],
+        subject=attributes.get("subject", ""),
         time=_parse_time(attributes.get("time")),
-        dataschema=str(attributes.get("dataschema") or ""),
-        data=bytes(event.get_data() or b""),
+        dataschema=attributes.get("dataschema", ""),
+        data=bytes(record.value or b""),
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         key=record.key,
         trace={n: headers[n].decode() for n in TRACE_HEADERS if n in headers},
     )
+
+
+def _binary_mode_attributes(headers: dict[str, bytes]) -> dict[str, str]:
+    """The CloudEvent attributes of a Kafka binary-mode message (the `ce_*` headers), checked as
+    the CloudEvents SDK's `from_binary` checks them. Read here directly: the SDK's event object
+    cost a third of a projection's decoding, for a dictionary we then copied out again."""
+    try:
+        attributes = {name[3:].lower(): value.decode() for name, value in headers.items() if name[:3].lower() == "ce_"}
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent(f"not a binary-mode CloudEvent: {exc}") from None
+    if attributes.setdefault("specversion", "1.0") != "1.0":
+        raise MalformedEvent(f"not a binary-mode CloudEvent: invalid specversion {attributes['specversion']!r}")
+    # never defaulted (the SDK invents a random id for a message without ce_id, which would
+    # defeat the processed-ids check: every redelivery "new")
+    for required in ("id", "type", "source"):
+        if not attributes.get(required):
+            raise MalformedEvent(f"missing CloudEvent attribute ce_{required}")
+    return attributes
 
 
 def _parse_time(raw: Any) -> datetime:
