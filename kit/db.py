@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -283,21 +285,32 @@ def write_outbox(session: Session, outbox: Table, rows: Sequence[dict[str, Any]]
 def copy_rows(session: Session, table: Table, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> None:
     """`COPY table (columns) FROM STDIN` in the session's transaction (PostgreSQL with psycopg 3).
 
-    Records are written in order, so identity columns follow it. Values are Python values as for
-    psycopg (JSON columns as their JSON text). A constraint violation is raised as SQLAlchemy's
+    Records are written in order, so identity columns follow it. Values are Python values of the
+    columns' types (JSON columns as their JSON text): they travel in COPY's binary format, which
+    psycopg writes in C at about half the cost of the text format (a bulk import's single largest
+    item), and which PostgreSQL does not have to parse. A constraint violation is raised as SQLAlchemy's
     IntegrityError, like the same rows inserted with `session.execute`; the transaction is then
     failed and must be rolled back.
     """
     driver = session.connection().connection.driver_connection
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            copy.set_types(copy_types(table, tuple(columns)))
             for record in records:
                 copy.write_row(record)
     except pg_errors.IntegrityError as error:
         raise IntegrityError(statement.as_string(driver), None, error) from error  # type: ignore[arg-type]
+
+
+@functools.cache
+def copy_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    """The PostgreSQL type name of each column, as binary COPY needs them: `VARCHAR(64)` →
+    `varchar`, `VARCHAR(32)[]` → `varchar[]`, `TIMESTAMP WITH TIME ZONE` as it is."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return [re.sub(r"\(\d+(, *\d+)?\)", "", table.c[c].type.compile(dialect=dialect)).lower() for c in columns]
 
 
 def sha256_hex(data: bytes) -> str:
