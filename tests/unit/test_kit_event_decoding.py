@@ -49,7 +49,8 @@ def published(**header_changes: bytes | None) -> Record:
 
 def sdk_attributes(record: Record) -> dict[str, Any]:
     headers = {name: value for name, value in record.headers if value is not None}
-    return dict(from_binary(KafkaMessage(headers, record.key, record.value or b""), data_unmarshaller=bytes).get_attributes())
+    message = KafkaMessage(headers, record.key, record.value or b"")
+    return dict(from_binary(message, data_unmarshaller=bytes).get_attributes())
 
 
 def test_a_published_record_decodes_to_the_sdk_attributes_payload_and_position() -> None:
