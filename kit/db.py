@@ -288,7 +288,7 @@ def copy_rows(session: Session, table: Table, columns: Sequence[str], records: I
     Records are written in order, so identity columns follow it. Values are Python values of the
     columns' types (JSON columns as their JSON text): they travel in COPY's binary format, which
     psycopg writes in C at about half the cost of the text format (a bulk import's single largest
-    item), and which PostgreSQL does not have to parse. A constraint violation is raised as SQLAlchemy's
+    item) and PostgreSQL does not have to parse. A constraint violation is raised as SQLAlchemy's
     IntegrityError, like the same rows inserted with `session.execute`; the transaction is then
     failed and must be rolled back.
     """
