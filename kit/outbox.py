@@ -162,13 +162,19 @@ class OutboxRelay:
 
     @property
     def _read_sql(self) -> str:
-        # per shard, the lowest pending sequence numbers through ix_outbox_pending (shard, seq)
+        # Per shard, the lowest pending sequence numbers through ix_outbox_pending (shard, seq).
+        # Written so that only that index gives the order asked for: with `shard = s.shard …
+        # ORDER BY seq`, once ANALYZE has seen a freshly imported, all-pending outbox, PostgreSQL
+        # walks the primary key in seq order instead, filtering out every row already published
+        # (0.5 s a batch half-way through a 40,000-row backlog, against 13 ms: the relay bench's
+        # slow runs). A range on shard is not an equality, so the primary key cannot give
+        # (shard, seq) order and the partial index wins whatever the statistics say.
         table = self._outbox.name
         return (
             f"SELECT o.seq, o.id, o.type, o.aggregateid, o.topic, o.payload, o.headers"
             f" FROM unnest(%(shards)s::smallint[]) AS s(shard), LATERAL ("
-            f" SELECT * FROM {table} WHERE {table}.shard = s.shard AND published_at IS NULL"
-            f" ORDER BY seq LIMIT %(per_shard)s) AS o ORDER BY o.seq"
+            f" SELECT * FROM {table} WHERE {table}.shard BETWEEN s.shard AND s.shard AND published_at IS NULL"
+            f" ORDER BY {table}.shard, seq LIMIT %(per_shard)s) AS o ORDER BY o.seq"
         )
 
     @property
