@@ -40,6 +40,7 @@ from kit.secret_files import ensure_secret_file
 from kit.tls import tls_required
 from services.signing.api.caller import caller_verifier
 from services.signing.api.servicer import TOPIC, SigningServicer
+from services.signing.crypto.asn1_classes import set_up_all_classes
 from services.signing.crypto.bootstrap import bootstrap_pki
 from services.signing.crypto.engine import SignatureEngine
 from services.signing.crypto.keystore import (
@@ -110,7 +111,9 @@ def open_signing(environ: Mapping[str, str], clock: Clock, crl_base_url: str, da
     pki = Pki(keystore, directory, clock, crl_base_url=crl_base_url, database=database)
     result = bootstrap_pki(pki)
     log.info("PKI ready: " + result.summary(), extra={"state_dir": str(directory)})
-    return Signing(pki, SignatureEngine(pki, clock), clock)
+    engine = SignatureEngine(pki, clock)
+    set_up_all_classes()  # before any concurrent call: asn1crypto's first use of a class is not thread-safe
+    return Signing(pki, engine, clock)
 
 
 def build_host(
